@@ -1,0 +1,3 @@
+from tui_composer.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""Run a function over many items on all cores, each call bounded by a timeout, one failure never fatal.
+
+music21 can hang on malformed input (for example a repeat structure it can't resolve), so every call
+runs under a SIGALRM timer inside its worker process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ItemTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """What one call gave: a value, or the reason it failed."""
+
+    value: R | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise ItemTimeout
+
+
+def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
+    """Call `function(item)`, turning any exception or a timeout into a reason."""
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return Outcome(value=function(item))
+    except ItemTimeout:
+        return Outcome(error=f"timed out after {timeout:g} s")
+    except Exception as error:  # noqa: BLE001 - the reason is reported per item
+        return Outcome(error=_reason(error))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _reason(error: Exception) -> str:
+    reason = getattr(error, "reason", None)  # EncodeError carries a plain reason
+    if isinstance(reason, str):
+        return reason
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__
+
+
+def _call_chunk(function: Callable[[T], R], chunk: Sequence[T], timeout: float) -> list[Outcome[R]]:
+    return [call_bounded(function, item, timeout) for item in chunk]
+
+
+def worker_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def map_bounded(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    timeout: float = 30.0,
+    workers: int | None = None,
+    chunk_size: int = 16,
+) -> Iterator[Outcome[R]]:
+    """Outcomes in the order of `items`. `function` must be picklable (a module-level function)."""
+    workers = workers or worker_count()
+    if workers == 1 or len(items) <= chunk_size:
+        for item in items:
+            yield call_bounded(function, item, timeout)
+        return
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+    # Forking a process that already runs TensorFlow's threads can deadlock the child: spawn then.
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+        futures = [pool.submit(_call_chunk, function, chunk, timeout) for chunk in chunks]
+        for future, chunk in zip(futures, chunks, strict=True):
+            try:
+                yield from future.result()
+            except Exception as error:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                yield from (Outcome(error=f"worker failed: {_reason(error)}") for _ in chunk)

@@ -1,0 +1,28 @@
+"""The services the CLI and the TUI share: plugins, corpora and runs of one workspace."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from tui_composer.corpora import Catalogue
+from tui_composer.plugin_host import PluginHost, Registry, load_host
+from tui_composer.runs import RunStore
+from tui_composer.workspace import Workspace
+
+
+class Studio:
+    def __init__(self, workspace: Workspace | None = None, host: PluginHost | None = None) -> None:
+        self.workspace = workspace or Workspace()
+        self.host = host or load_host()
+
+    @property
+    def registry(self) -> Registry:
+        return self.host.registry
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        return Catalogue(self.workspace, self.registry.corpora)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        return RunStore(self.workspace)
