@@ -1,14 +1,14 @@
 """The public API for plugin authors: everything a third-party plugin imports comes from here.
 
-    from tui_composer.api import hookimpl, EncoderSpec, Encoder, Param
+from tui_composer.api import hookimpl, EncoderSpec, Encoder, Param
 """
 
 from tui_composer.contract import (
     DATA_KINDS,
     DataKind,
     DataSpec,
-    Encoder,
     EncodeError,
+    Encoder,
     EpochProgress,
     Evaluation,
     Model,

@@ -83,7 +83,9 @@ def plugins(context: StudioContext, as_json: bool) -> None:
                 "plugins": [info.to_json() for info in infos],
                 "encoders": {n: _spec_json(s) | {"makes": s.makes} for n, s in registry.encoders.items()},
                 "models": {n: _spec_json(s) | {"takes": list(s.takes)} for n, s in registry.models.items()},
-                "corpora": {n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.corpora.items()},
+                "corpora": {
+                    n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.corpora.items()
+                },
             }
         )
         return
@@ -218,7 +220,9 @@ def runs(context: StudioContext, as_json: bool) -> None:
     for r in rows:
         best = f"{r['best_valid_loss']:.4f}" if isinstance(r["best_valid_loss"], float) else "-"
         name = r["name"] + (" (read-only)" if r["read_only"] else "")
-        table.add_row(name, r["corpus"], r["encoder"], r["model"], r["state"], str(r["epoch"]), best, r["started"] or "")
+        table.add_row(
+            name, r["corpus"], r["encoder"], r["model"], r["state"], str(r["epoch"]), best, r["started"] or ""
+        )
     Console().print(table)
 
 

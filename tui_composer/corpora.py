@@ -98,7 +98,9 @@ def read_file(path: Path, key_prefix: str) -> tuple[list[Piece], list[Skipped]]:
     if not tunes:
         return [], [Skipped(key_prefix, "no ABC tune found (a tune starts with an X: line)")]
     pieces = [
-        Piece(key=f"{key_prefix}#{ordinal}", title=title or f"{path.stem} {ordinal}", format="abc", path=path, text=tune)
+        Piece(
+            key=f"{key_prefix}#{ordinal}", title=title or f"{path.stem} {ordinal}", format="abc", path=path, text=tune
+        )
         for ordinal, title, tune in tunes
     ]
     return pieces, []
@@ -114,7 +116,9 @@ def read_folder(root: Path, patterns: Sequence[str] = ("*",)) -> tuple[list[Piec
     files = sorted({p for pattern in patterns for p in root.rglob(pattern)})
     for path in files:
         relative = path.relative_to(root).as_posix()
-        if path.is_symlink() or any(parent.is_symlink() for parent in path.relative_to(root).parents if parent != Path(".")):
+        if path.is_symlink() or any(
+            parent.is_symlink() for parent in path.relative_to(root).parents if parent != Path(".")
+        ):
             skipped.append(Skipped(relative, "symbolic link, not followed"))
             continue
         if not path.is_file():

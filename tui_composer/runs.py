@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tui_composer.workspace import WorkspaceError, Workspace, check_name, read_json, write_json
+from tui_composer.workspace import Workspace, WorkspaceError, check_name, read_json, write_json
 
 BUNDLED_RUNS = Path(__file__).parent / "pretrained"
 HEARTBEAT_SECONDS = 5.0
@@ -189,8 +189,7 @@ class Run:
             except BlockingIOError:
                 pid = self.raw_status().get("pid")
                 raise WorkspaceError(
-                    f"run {self.name!r} is being trained by another process (pid {pid}); "
-                    "wait for it or stop it first"
+                    f"run {self.name!r} is being trained by another process (pid {pid}); wait for it or stop it first"
                 ) from None
             yield
         finally:
