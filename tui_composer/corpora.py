@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_composer.contract import Piece, PieceFormat
+from tui_composer.contract import EncodeError, Piece, PieceFormat
 from tui_composer.parallel import map_bounded
 from tui_composer.specs import CorpusSpec
 from tui_composer.workspace import Workspace, WorkspaceError, atomic_directory, check_name, read_json, write_json
@@ -66,15 +66,9 @@ def _decode_text(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        # Older ABC collections are Latin-1; a file that is neither is refused with the byte offset.
-        if _looks_latin1(raw):
-            return raw.decode("latin-1")
-        raise ValueError(f"not UTF-8 text (bad byte at offset {error.start})") from None
-
-
-def _looks_latin1(raw: bytes) -> bool:
-    control = sum(1 for b in raw if b < 32 and b not in (9, 10, 13)) + sum(1 for b in raw if 0x7F <= b < 0xA0)
-    return control == 0
+        raise ValueError(
+            f"not UTF-8 text (bad byte at offset {error.start}); convert it, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
 
 
 def read_file(path: Path, key_prefix: str) -> tuple[list[Piece], list[Skipped]]:
@@ -139,14 +133,15 @@ def read_folder(root: Path, patterns: Sequence[str] = ("*",)) -> tuple[list[Piec
 
 
 def check_piece(piece: Piece) -> int:
-    """Parse a piece the way encoders will; returns its note count, raises with the reason."""
+    """Parse a piece the way encoders will; returns its note count, raises EncodeError with the reason."""
     if piece.format == "midi":
         import mido
 
         try:
             midi = mido.MidiFile(piece.path)
         except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
-            raise ValueError(f"truncated or invalid MIDI file ({error})") from None
+            detail = f" ({error})" if str(error) else ""
+            raise EncodeError(piece.key, f"truncated or invalid MIDI file{detail}") from None
         notes = sum(1 for track in midi.tracks for m in track if m.type == "note_on" and m.velocity > 0)
     else:
         from music21 import converter
@@ -157,7 +152,7 @@ def check_piece(piece: Piece) -> int:
             score = converter.parse(piece.path, forceSource=True)
         notes = len(score.recurse().notes)
     if notes == 0:
-        raise ValueError("no notes")
+        raise EncodeError(piece.key, "no notes")
     return notes
 
 

@@ -1,0 +1,89 @@
+"""The command line, run as a user runs it: in a fresh process, with plugins installed for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_cli
+
+NO_TENSORFLOW = (
+    "import sys\n"
+    "from tui_composer.cli import main\n"
+    "try:\n    main({args!r})\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+    "heavy = sorted(m for m in ('tensorflow', 'keras', 'music21') if m in sys.modules)\n"
+    "print('HEAVY', heavy)\n"
+)
+
+
+def test_help_and_plugin_listing_never_import_tensorflow(plugin_site: Path, tmp_path: Path) -> None:
+    for args in (["--help"], ["plugins", "--json"], ["corpus", "list", "--json"], ["runs"]):
+        result = run_cli_code(NO_TENSORFLOW.format(args=args), plugin_site, tmp_path)
+        assert "HEAVY []" in result, (args, result)
+
+
+def run_cli_code(code: str, site: Path, home: Path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(site), "TUI_COMPOSER_HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return result.stdout
+
+
+def test_a_broken_plugin_shows_as_failed_and_the_rest_works(plugin_site: Path, tmp_path: Path) -> None:
+    listing = json.loads(run_cli("plugins", "--json", site=plugin_site, home=tmp_path).stdout)
+    plugins = {p["name"]: p for p in listing["plugins"]}
+    broken = plugins["broken"]
+    assert broken["status"] == "failed"
+    assert broken["distribution"] == "tui-composer-broken" and broken["version"] == "0.0.1"
+    assert "needs the package 'not-installed-anywhere'" in broken["errors"][0]
+    assert plugins["intervals"]["status"] == "ok"
+    assert plugins["bundled-corpora"]["status"] == "ok"
+    assert "intervals" in listing["encoders"]
+    corpora = json.loads(run_cli("corpus", "list", "--json", site=plugin_site, home=tmp_path).stdout)
+    assert {c["name"]: c["pieces"] for c in corpora}["oneills"] == 2009
+    table = run_cli("plugins", site=plugin_site, home=tmp_path).stdout
+    assert "broken" in table and "failed" in table
+
+
+def test_the_example_plugin_adds_an_encoder_and_a_command(plugin_site: Path, tmp_path: Path) -> None:
+    listing = json.loads(run_cli("plugins", "--json", site=plugin_site, home=tmp_path).stdout)
+    encoder = listing["encoders"]["intervals"]
+    assert encoder["plugin"] == "intervals" and encoder["distribution"] == "tui-composer-intervals"
+    assert [p["name"] for p in encoder["params"]] == ["start_pitch", "max_interval"]
+    output = run_cli("intervals", "oneills", "--piece", "0", site=plugin_site, home=tmp_path).stdout
+    header, tokens = output.splitlines()[:2]
+    assert header == "0001-0050.abc#1: The Enchanted Valley"
+    # G3-A (Bcd=e): the first note is a G of 3 sixteenths (0.75 quarters), then up a tone to A.
+    assert tokens.split()[:3] == ["+0:0.75", "+2:0.25", "+1:0.25"]
+
+
+def test_plugins_can_be_switched_off_by_environment(plugin_site: Path, tmp_path: Path) -> None:
+    result = run_cli("plugins", "--json", site=plugin_site, home=tmp_path, extra_env={"TUI_COMPOSER_PLUGINS": ""})
+    assert json.loads(result.stdout)["plugins"] == []
+    result = run_cli(
+        "corpus",
+        "list",
+        "--json",
+        site=plugin_site,
+        home=tmp_path,
+        extra_env={"TUI_COMPOSER_PLUGINS": "bundled-corpora"},
+    )
+    assert [c["name"] for c in json.loads(result.stdout)] == ["bach-chorales", "essen", "oneills", "ryans"]
+
+
+def test_corpus_import_and_show_report_skipped_items(tmp_path: Path) -> None:
+    folder = tmp_path / "music"
+    folder.mkdir()
+    (folder / "good.abc").write_text("X:1\nT:Good\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|]\n")
+    (folder / "empty.mid").write_bytes(b"")
+    home = tmp_path / "home"
+    output = run_cli("corpus", "import", str(folder), "--name", "mine", home=home).stdout
+    assert "imported 1 pieces into corpus 'mine'" in output
+    assert "empty.mid: empty file" in output
+    shown = json.loads(run_cli("corpus", "show", "mine", "--json", home=home).stdout)
+    assert shown["pieces"] == 1 and shown["skipped_items"] == [{"item": "empty.mid", "reason": "empty file"}]
+    missing = run_cli("corpus", "show", "nope", home=home, check=False)
+    assert missing.returncode == 1 and "no corpus named 'nope'" in missing.stderr
