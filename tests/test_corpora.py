@@ -130,3 +130,7 @@ def test_the_split_is_deterministic_and_stable_as_the_corpus_grows() -> None:
 def test_a_tiny_corpus_still_has_a_validation_split() -> None:
     splits = assign_splits(_pieces(3))
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [1, 1, 1]
+
+
+def test_text_without_an_x_line_holds_no_tunes() -> None:
+    assert split_abc_tunes("T:Untitled\nK:C\nCDE|\n") == []

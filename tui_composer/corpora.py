@@ -52,8 +52,9 @@ class Skipped:
 def split_abc_tunes(text: str) -> list[tuple[int, str, str]]:
     """(ordinal, title, text) for each tune (an `X:` block) of an ABC file; ordinals count from 1."""
     starts = [m.start() for m in _TUNE_START.finditer(text)]
+    ends = [*starts[1:], len(text)] if starts else []
     tunes = []
-    for ordinal, (start, end) in enumerate(zip(starts, [*starts[1:], len(text)], strict=True), start=1):
+    for ordinal, (start, end) in enumerate(zip(starts, ends, strict=True), start=1):
         tune = text[start:end].strip() + "\n"
         match = _TITLE.search(tune)
         tunes.append((ordinal, match.group(1).strip() if match else "", tune))

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -40,7 +41,16 @@ def _alarm(signum: int, frame: Any) -> None:
 
 
 def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
-    """Call `function(item)`, turning any exception or a timeout into a reason."""
+    """Call `function(item)`, turning any exception or a timeout into a reason.
+
+    The timer needs the main thread (Python delivers signals only there); elsewhere, for instance in a
+    UI worker thread, the call runs unbounded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        try:
+            return Outcome(value=function(item))
+        except Exception as error:  # noqa: BLE001 - the reason is reported per item
+            return Outcome(error=_reason(error))
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
