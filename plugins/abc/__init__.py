@@ -1,0 +1,24 @@
+"""The `abc` encoder: one ABC tune as a sequence of characters.
+
+Registering imports neither music21 nor the encoder module: the class loads when a run needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tui_composer.api import EncoderSpec, hookimpl
+
+
+@hookimpl
+def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
+    register(
+        EncoderSpec(
+            name="abc",
+            description="ABC notation, one character per token (MIDI and MusicXML pieces are written as ABC)",
+            makes="tokens",
+            factory="tui_composer_plugins.abc.encoder:AbcEncoder",
+            params=(),
+            version="1",
+        )
+    )

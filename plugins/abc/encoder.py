@@ -1,0 +1,154 @@
+"""ABC characters as tokens.
+
+Normalisation (what a tune looks like before it is split into characters):
+
+- Kept: the fields a player needs, `X:` (reference number), `T:` (title), `M:` (meter), `L:` (unit note
+  length), `Q:` (tempo), `K:` (key), `R:` (rhythm) when present, and `V:` (voice) so several voices
+  survive; written `F:value` with no space after the colon.
+- Dropped: every other field, bibliographic ones included (`Z:`, `N:`, `B:`, `S:`, `H:`, `O:`, `A:`, `C:`,
+  `D:`, `G:`, `I:`, `P:`, `W:`, `w:`, `+:`...), comments (`%` to the end of the line; `\\%` stays), `%%`
+  directives and blank lines.
+- Line endings become `\\n`, tabs spaces, runs of spaces one space, and lines are stripped; the text ends
+  with one newline. Normalising twice changes nothing.
+
+MIDI and MusicXML pieces are read into music21 and written with the ABC writer, then normalised the same
+way. Decoding gives the ABC text (a missing `X:` or `K:` line is added); the Score comes from music21's
+ABC parser, dropping trailing lines a model garbled when the whole tune does not parse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tui_composer.api import DataSpec, EncodeError, Encoder, Piece, Vocabulary
+
+if TYPE_CHECKING:
+    from music21.stream import Score
+    from tui_composer_plugins.abc.grammar import AbcGrammar
+
+KEPT_FIELDS = frozenset("XTMLQKRV")
+_FIELD = re.compile(r"^([A-Za-z+]):")
+_COMMENT = re.compile(r"(?<!\\)%.*$")
+MAX_REPAIRS = 40  # lines dropped from the end of a garbled sample before giving up
+
+
+def normalise(text: str) -> str:
+    """The ABC text as the encoder sees it (see the module docstring); idempotent."""
+    lines: list[str] = []
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = " ".join(_COMMENT.sub("", raw).split())
+        if not line:
+            continue
+        field = _FIELD.match(line)
+        if field:
+            if field.group(1) not in KEPT_FIELDS:
+                continue
+            line = f"{field.group(1)}:{line[2:].strip()}"
+        lines.append(line)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def playable(text: str) -> str:
+    """The text with the fields a parser needs: an `X:` line first and a `K:` line ending the header."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines or not lines[0].startswith("X:"):
+        lines.insert(0, "X:1")
+    header_end = next((i for i, line in enumerate(lines) if not _FIELD.match(line)), len(lines))
+    if not any(line.startswith("K:") for line in lines[:header_end]):
+        lines.insert(header_end, "K:C")
+    return "\n".join(lines) + "\n"
+
+
+def abc_score(text: str, name: str = "sample") -> Score:
+    """A Score from ABC text; a garbled tail is dropped line by line until what is left parses with notes."""
+    from tui_composer.export import parse_abc
+
+    lines = playable(text).rstrip("\n").split("\n")
+    header = next((i for i, line in enumerate(lines) if not _FIELD.match(line)), len(lines))
+    last_error = "no notes"
+    for end in range(len(lines), max(header, len(lines) - MAX_REPAIRS), -1):
+        try:
+            score = parse_abc("\n".join(lines[:end]) + "\n")
+        except Exception as error:  # noqa: BLE001 - music21 raises many kinds on garbled text
+            last_error = f"music21 could not read it ({type(error).__name__}: {error})"[:300]
+            continue
+        if score.recurse().notes:
+            return score
+    raise EncodeError(name, f"no playable ABC: {last_error}")
+
+
+class AbcEncoder(Encoder):
+    kind = "tokens"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.vocabulary: Vocabulary | None = None
+
+    def read(self, piece: Piece) -> list[str]:
+        if piece.format == "abc":
+            text = normalise(piece.text if piece.text is not None else piece.path.read_text(errors="replace"))
+            if not text:
+                raise EncodeError(piece.key, "empty tune")
+            self._check(text, piece)
+        else:
+            from tui_composer.abc_writer import score_to_abc
+            from tui_composer.export import parse_piece
+
+            text = normalise(score_to_abc(parse_piece(piece), title=piece.title))
+        return list(text)
+
+    @staticmethod
+    def _check(text: str, piece: Piece) -> None:
+        """A tune is kept only if music21 reads notes from it: what a model learns must play."""
+        from tui_composer.export import parse_abc
+
+        try:
+            score = parse_abc(text)
+        except Exception as error:  # noqa: BLE001 - music21 raises many kinds on bad ABC
+            raise EncodeError(piece.key, f"music21 could not read it ({type(error).__name__}: {error})"[:300]) from None
+        if not score.recurse().notes:
+            raise EncodeError(piece.key, "no notes")
+
+    def fit(self, readings: Sequence[list[str]]) -> None:
+        self.vocabulary = Vocabulary.fit(readings)
+
+    def _fitted(self) -> Vocabulary:
+        if self.vocabulary is None:
+            raise RuntimeError("abc: fit the encoder (or load its state) before encoding or decoding")
+        return self.vocabulary
+
+    def encode(self, reading: list[str]) -> np.ndarray:
+        return self._fitted().encode(reading)
+
+    def text(self, ids: Iterable[int]) -> str:
+        """Ids (with or without bos and eos) as text, up to the first eos; unknown ids are dropped."""
+        return "".join(self._fitted().decode(np.asarray(list(ids)).ravel()))
+
+    def to_abc(self, array: np.ndarray) -> str:
+        text = self.text(array)
+        if not text.strip():
+            raise EncodeError("sample", "the sample holds no text")
+        return playable(text)
+
+    def decode(self, array: np.ndarray) -> Score:
+        return abc_score(self.to_abc(array))
+
+    def constraint(self) -> AbcGrammar:
+        """The ABC checker over this vocabulary: samplers mask what can't lead to a valid tune."""
+        from tui_composer_plugins.abc.grammar import AbcGrammar
+
+        return AbcGrammar.for_vocabulary(self._fitted())
+
+    def data_spec(self) -> DataSpec:
+        vocabulary = self._fitted()
+        return DataSpec(kind="tokens", size=len(vocabulary), bos=vocabulary.bos, eos=vocabulary.eos)
+
+    def state(self) -> dict[str, Any]:
+        return {"vocabulary": self._fitted().to_json()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.vocabulary = Vocabulary.from_json(state["vocabulary"])

@@ -1,0 +1,95 @@
+"""abc: normalisation keeps what a player needs, text -> tokens -> text is the identity after it, MIDI
+pieces are written as ABC, decoding repairs what a model garbles, bad tunes name the piece."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from encoders_support import GARBAGE_ABC, JIG, NO_NOTES, REEL, SCALE, abc_piece, midi_piece, write_midi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tui_composer_plugins.abc.encoder import AbcEncoder, normalise, playable
+
+from tui_composer.contract import EncodeError
+
+ABC_LINES = st.one_of(
+    st.sampled_from(
+        ["X: 12", "T:  A  Title ", "Z:someone", "N: note", "M:6/8", "L: 1/8", "K:Ador", "R:jig", "B:book", "%%MIDI x"]
+    ),
+    st.text(alphabet="abcdefgABCDEFG,'^_=z/|:[]()-<>123 \t%\\\"", max_size=30),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ABC_LINES, max_size=12), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_text_to_tokens_to_text_is_the_identity_after_normalisation(lines: list[str], newline: str) -> None:
+    text = newline.join(lines)
+    normal = normalise(text)
+    assert normalise(normal) == normal
+    encoder = AbcEncoder()
+    tokens = list(normal)
+    encoder.fit([tokens])
+    assert encoder.text(encoder.encode(tokens)) == normal
+    assert encoder.text(encoder.encode(tokens)[1:-1]) == normal  # without bos and eos, as models sample
+
+
+def test_normalisation_keeps_the_player_fields_and_drops_the_rest() -> None:
+    normal = normalise(REEL.replace("\n", "\r\n"))
+    assert normal.splitlines()[:6] == ["X:7", "T:The Test Reel", "M:4/4", "L:1/8", "R:reel", "K:G"]
+    assert "Z:" not in normal and "N:" not in normal and "%" not in normal and "\r" not in normal
+    assert normal.splitlines()[6] == "|:GABc dBGB|c2ec BdAF|G2BG FGAF|G2B2 G4:|"
+    assert normal.endswith(":|\n")
+
+
+def test_read_encode_and_decode_a_tune() -> None:
+    encoder = AbcEncoder()
+    reel, jig = encoder.read(abc_piece(REEL)), encoder.read(abc_piece(JIG, key="tunes.abc#2"))
+    encoder.fit([reel, jig])
+    spec = encoder.data_spec()
+    assert spec.kind == "tokens" and spec.size == len(set(reel) | set(jig)) + 3
+    ids = encoder.encode(jig)
+    assert encoder.to_abc(ids) == normalise(JIG)
+    score = encoder.decode(ids[1:-1])
+    assert [p.midi for n in score.flatten().notes for p in n.pitches][:4] == [69, 74, 78, 81]
+    restored = AbcEncoder()
+    restored.load_state(encoder.state())
+    assert np.array_equal(restored.encode(jig), ids)
+
+
+def test_decode_repairs_a_garbled_sample() -> None:
+    encoder = AbcEncoder()
+    sample = "T:made up\nM:4/4\nL:1/8\nABcd efga|bagf edcB|\n[[[((( z/0 :|: |]]]\n"
+    encoder.fit([list(sample)])
+    text = encoder.to_abc(encoder.encode(list(sample))[1:])
+    assert text.startswith("X:1\nT:made up\nM:4/4\nL:1/8\nK:C\nABcd")  # X: and K: added
+    score = encoder.decode(encoder.encode(list(sample)))
+    assert len(score.flatten().notes) >= 8
+    with pytest.raises(EncodeError, match="no"):
+        encoder.decode(encoder.encode(list("z4 z4|")))
+    assert playable(normalise(JIG)) == normalise(JIG)
+
+
+def test_midi_pieces_are_written_as_abc(tmp_path: Path) -> None:
+    encoder = AbcEncoder()
+    text = "".join(encoder.read(midi_piece(write_midi(tmp_path / "scale.mid", SCALE))))
+    assert text.startswith("X:1\nT:scale\nM:4/4\nL:1/8\n")
+    assert "C2 D2 E2 F2 | G2 A2 B2 c2 |" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"), [(GARBAGE_ABC, "no notes|could not read"), (NO_NOTES, "no notes"), ("%only\n", "empty")]
+)
+def test_bad_tunes_name_the_piece_and_the_reason(text: str, reason: str) -> None:
+    with pytest.raises(EncodeError, match=reason) as caught:
+        AbcEncoder().read(abc_piece(text, key="bad.abc#4"))
+    assert caught.value.piece == "bad.abc#4"
+
+
+def test_random_bytes_as_a_midi_piece(tmp_path: Path) -> None:
+    path = tmp_path / "noise.mid"
+    path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)))
+    with pytest.raises(EncodeError) as caught:
+        AbcEncoder().read(midi_piece(path))
+    assert caught.value.piece == "noise.mid"

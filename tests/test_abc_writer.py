@@ -1,0 +1,111 @@
+"""The ABC writer: its output re-parses in music21 to the same pitches and durations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from music21 import chord, corpus, harmony, key, meter, note, stream, tie
+from tui_composer_corpora import music21_corpus_dir
+
+from tui_composer.abc_writer import score_to_abc
+from tui_composer.corpora import read_folder
+from tui_composer.export import parse_abc
+
+
+def sounding_notes(score: Any) -> list[list[tuple[float, tuple[str, ...], float]]]:
+    """Per part: (offset, spelled pitches, length) of each note or chord; tied single notes joined
+    (music21's ABC reader keeps ties on notes but drops them inside chords, so chords stay as written)."""
+    parts = []
+    for part in score.parts:
+        line: list[list[Any]] = []
+        for n in part.flatten().notes:
+            if n.duration.isGrace or isinstance(n, harmony.Harmony):
+                continue
+            item = [
+                round(float(n.offset), 4),
+                tuple(sorted(p.nameWithOctave for p in n.pitches)),
+                float(n.quarterLength),
+            ]
+            tied_on = not n.isChord and n.tie is not None and n.tie.type in ("start", "continue")
+            if line and line[-1][3] and line[-1][1] == item[1] and abs(line[-1][0] + line[-1][2] - item[0]) < 1e-6:
+                line[-1][2] += item[2]
+                line[-1][3] = tied_on
+                continue
+            line.append([*item, tied_on])
+        parts.append([(a, b, round(c, 4)) for a, b, c, _ in line])
+    return parts
+
+
+@pytest.mark.parametrize("work", ["bach/bwv66.6", "bach/bwv153.1", "bach/bwv269"])
+def test_bach_chorales_reparse_to_the_same_notes(work: str) -> None:
+    chorale = corpus.parse(work)
+    text = score_to_abc(chorale)
+    assert text.count("\nV:") == 4
+    assert sounding_notes(parse_abc(text)) == sounding_notes(chorale)
+
+
+def test_a_sample_of_bundled_tunes_reparses_to_the_same_notes() -> None:
+    pieces = []
+    for folder in ("oneills1850", "ryansMammoth"):
+        found, _ = read_folder(music21_corpus_dir() / folder, ("*.abc",))
+        pieces += found[::150][:6]  # spread over the collection
+    assert len(pieces) == 12
+    for piece in pieces:
+        score = parse_abc(piece.text or "")
+        assert sounding_notes(parse_abc(score_to_abc(score))) == sounding_notes(score), piece.key
+
+
+def build(*elements: Any, signature: str = "4/4", tonic: str = "C") -> stream.Score:
+    part = stream.Part()
+    part.append(meter.TimeSignature(signature))
+    part.append(key.Key(tonic))
+    for element in elements:
+        part.append(element)
+    score = stream.Score()
+    score.insert(0, part)
+    return score
+
+
+def n(name: str, length: float = 1.0, tie_type: str | None = None) -> note.Note:
+    made = note.Note(name, quarterLength=length)
+    if tie_type:
+        made.tie = tie.Tie(tie_type)
+    return made
+
+
+def test_accidentals_in_key_context() -> None:
+    score = build(n("F#4"), n("F4"), n("F#4"), n("C#5"), n("F5", 4), tonic="G")
+    text = score_to_abc(score)
+    body = text.split("K:G\n")[1]
+    # F# is in the key; the natural is marked, and so is the F# after it in the same bar
+    assert body.startswith("F2 =F2 ^F2 ^c2 |")
+    assert sounding_notes(parse_abc(text)) == sounding_notes(score)
+
+
+def test_chords_ties_rests_and_triplets() -> None:
+    triplet = [n(p, 1 / 3) for p in ("C5", "D5", "E5")]
+    score = build(
+        chord.Chord(["C4", "E4", "G4"], quarterLength=2),
+        note.Rest(quarterLength=1),
+        *triplet,
+        n("A4", 2, "start"),
+        n("A4", 4, "stop"),
+        n("B-4", 0.75),
+        n("B-4", 0.25),
+        n("C5", 1),
+    )
+    score.parts[0].makeNotation(inPlace=True)
+    text = score_to_abc(score)
+    assert "[CEG]4" in text and "z2" in text and "(3cde" in text and "A4-" in text and "_B3/2" in text
+    assert sounding_notes(parse_abc(text)) == sounding_notes(score)
+
+
+def test_several_voices_key_and_meter() -> None:
+    upper = stream.Part([meter.TimeSignature("3/4"), key.Key("d"), n("D5", 3), n("E5", 1.5), n("F5", 1.5)])
+    lower = stream.Part([meter.TimeSignature("3/4"), key.Key("d"), n("D3", 3), n("A2", 3)])
+    score = stream.Score([upper, lower])
+    text = score_to_abc(score)
+    header = text.split("\n")
+    assert "M:3/4" in header and "K:Dm" in header and "L:1/8" in header and "V:2 clef=bass" in header
+    assert sounding_notes(parse_abc(text)) == sounding_notes(score)

@@ -1,0 +1,241 @@
+"""Robust export of pieces and scores to MIDI and ABC, shared by the CLI, the TUI and sampling.
+
+music21 10.5's plain `score.write('midi')` fails on about one O'Neill tune in ten: after expanding
+repeats the same TimeSignature object sits in several measures, and building the conductor track raises
+`StreamException: the object (<TimeSignature ...>) is already found in this Stream`. It can also hang
+on malformed repeats. `score_to_midi` expands repeats itself, under half the time bound (falling back
+to the written order when they are malformed or that slow), gives every repeated context object its own
+copy, and bounds the conversion with a timeout.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tui_composer.contract import EncodeError, Piece
+from tui_composer.parallel import Outcome, call_bounded
+
+if TYPE_CHECKING:
+    from music21.stream import Score, Stream
+
+EXPORT_TIMEOUT = 30.0
+R = TypeVar("R")
+
+
+class ExportError(Exception):
+    """A score that could not be written; `reason` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- bounding slow music21 calls ---------------------------------------------------------------------
+
+
+def bounded(function: Callable[[Any], R], item: Any, timeout: float) -> Outcome[R]:
+    """`call_bounded` where SIGALRM is available (the main thread); elsewhere a bounded wait.
+
+    Signals only reach the main thread, so from a worker thread (the TUI's) the call runs in a daemon
+    thread and is abandoned after `timeout`: the caller gets its answer in time even if music21 hangs.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return call_bounded(function, item, timeout)
+    box: list[Outcome[R]] = []
+
+    def target() -> None:
+        try:
+            box.append(Outcome(value=function(item)))
+        except Exception as error:  # noqa: BLE001 - reported as the outcome's reason
+            box.append(Outcome(error=_reason(error)))
+
+    worker = threading.Thread(target=target, name="music21-export", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not box:
+        return Outcome(error=f"timed out after {timeout:g} s")
+    return box[0]
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str):
+        return reason
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+
+
+def parse_abc(text: str, *, beams: bool = False) -> Score:
+    """One ABC tune as a Score through music21's ABC parser.
+
+    Beaming is two thirds of music21's ABC import time and matters only for printed notation, so it
+    is skipped unless asked for; pitches, durations, ties, measures and repeats are the same.
+    """
+    from music21 import abcFormat, metadata, stream
+    from music21.abcFormat import translate
+
+    handler = abcFormat.ABCHandler()
+    handler.process(text)
+    score = stream.Score()
+    info = metadata.Metadata()
+    for token in handler.tokens:
+        if isinstance(token, abcFormat.ABCMetadata) and token.isTitle():
+            info.title = token.data
+            break
+    score.insert(0, info)
+    voices = handler.splitByVoice()
+    # splitByVoice puts the header first, then one handler per V: voice
+    handlers = [voices[0]] if len(voices) == 1 else [voices[0] + voice for voice in voices[1:]]
+    for part_handler in handlers:
+        part = translate.abcToStreamPart(part_handler, inputM21=stream.Part() if beams else _unbeamed_part_class()())
+        score.coreInsert(0, part)
+    score.coreElementsChanged()
+    return score
+
+
+@functools.cache
+def _unbeamed_part_class() -> type:
+    from music21 import stream
+
+    class UnbeamedPart(stream.Part):
+        """A Part whose makeBeams does nothing: the ABC importer calls it on every part."""
+
+        def makeBeams(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return UnbeamedPart
+
+
+def parse_piece(piece: Piece, *, beams: bool = False) -> Score:
+    """Any piece (ABC tune, MIDI file, MusicXML file) as a music21 Score.
+
+    Raises EncodeError naming the piece and why it could not be read.
+    """
+    from music21 import converter, stream
+
+    try:
+        if piece.format == "abc":
+            parsed: Any = parse_abc(piece.text if piece.text is not None else _read_text(piece), beams=beams)
+        else:
+            parsed = converter.parse(piece.path, forceSource=True)
+    except EncodeError:
+        raise
+    except Exception as error:  # noqa: BLE001 - music21 raises many kinds on bad input
+        raise EncodeError(piece.key, f"music21 could not read it ({_reason(error)})") from None
+    if isinstance(parsed, stream.Opus):
+        scores = list(parsed.scores)
+        if not scores:
+            raise EncodeError(piece.key, "no score in the file")
+        parsed = scores[0]
+    if not isinstance(parsed, stream.Score):
+        score = stream.Score()
+        score.insert(0, parsed)
+        parsed = score
+    if not parsed.recurse().notes:
+        raise EncodeError(piece.key, "no notes")
+    return parsed
+
+
+def _read_text(piece: Piece) -> str:
+    return piece.path.read_text(encoding="utf-8", errors="replace")
+
+
+def piece_abc(piece: Piece) -> str:
+    """ABC text of a piece: the tune's own text for ABC pieces, the ABC writer's otherwise."""
+    if piece.format == "abc" and piece.text is not None:
+        return piece.text
+    from tui_composer.abc_writer import score_to_abc
+
+    return score_to_abc(parse_piece(piece))
+
+
+# --- MIDI ----------------------------------------------------------------------------------------------
+
+
+def score_to_midi(score: Stream, path: Path | str | None = None, *, timeout: float = EXPORT_TIMEOUT) -> bytes:
+    """The score as a Standard MIDI File; also written to `path` when given.
+
+    Repeats are played out; malformed repeats (music21 raises, or takes more than half the timeout) are
+    played as written. Raises ExportError with the reason (including a timeout) when music21 can't
+    convert it.
+    """
+    # expanding repeats is where music21 hangs on malformed ones: bound it on its own and fall back
+    expanded = bounded(performable, score, timeout / 2)
+    played = expanded.value if expanded.ok else performable(score, expand=False)
+    outcome = bounded(_midi_bytes, played, timeout)
+    if not outcome.ok:
+        raise ExportError(f"MIDI export failed: {outcome.error}")
+    data = outcome.value
+    assert data is not None
+    if path is not None:
+        from tui_composer.workspace import write_atomic
+
+        write_atomic(Path(path), data)
+    return data
+
+
+def _midi_bytes(played: Stream) -> bytes:
+    from music21 import midi
+
+    return midi.translate.streamToMidiFile(played).writestr()
+
+
+def performable(score: Stream, *, expand: bool = True) -> Stream:
+    """The score as it is played: repeats expanded (unless `expand` is false or they are malformed),
+    flat parts without measures (so music21 does not expand again), one context object per place."""
+    from music21 import repeat, stream
+
+    if not isinstance(score, stream.Score):
+        wrapper = stream.Score()
+        wrapper.insert(0, copy.deepcopy(score))
+        score = wrapper
+    parts = list(score.parts) or [score]
+    flat_parts = []
+    for part in parts:
+        played: Stream = part
+        if expand and part.getElementsByClass(stream.Measure):
+            try:
+                played = part.expandRepeats()
+            except (repeat.ExpanderException, stream.StreamException, IndexError, KeyError):
+                played = part  # malformed repeats: the music as written is still worth hearing
+        flat_parts.append(_flat_unique(played))
+    result = stream.Score()
+    for flat in flat_parts:
+        result.insert(0, flat)
+    return result
+
+
+def _flat_unique(part: Stream) -> Stream:
+    """A measure-free copy of a part where no object appears twice (the cause of music21's StreamException)."""
+    from music21 import stream
+
+    flat = stream.Part()
+    seen: set[int] = set()
+    for element in part.recurse().notesAndRests:
+        _insert_once(flat, element, part, seen)
+    for klass in ("TimeSignature", "KeySignature", "MetronomeMark", "Instrument", "Dynamic"):
+        last: float | None = None
+        for element in part.recurse().getElementsByClass(klass):
+            offset = element.getOffsetInHierarchy(part)
+            if last is not None and offset == last:
+                continue  # one per offset, as music21's conductor track keeps
+            _insert_once(flat, element, part, seen)
+            last = offset
+    flat.coreElementsChanged()
+    return flat
+
+
+def _insert_once(target: Stream, element: Any, container: Stream, seen: set[int]) -> None:
+    offset = element.getOffsetInHierarchy(container)
+    if id(element) in seen:
+        element = copy.deepcopy(element)  # the same object in two places: music21 refuses that
+    seen.add(id(element))
+    target.coreInsert(offset, element)
