@@ -1,0 +1,1224 @@
+"""An incremental ABC checker: which next characters can still lead to a tune that plays.
+
+`AbcGrammar` implements `TokenConstraint` over the `abc` encoder's character vocabulary. It reads a tune
+one character at a time as a small state machine and allows a character only when the tune can still be
+completed from there, so a sampler that masks the disallowed characters always ends with a tune that
+music21 parses, that writes MIDI, and whose bars agree with the meter.
+
+The language it accepts is the normalised ABC of the training corpora (see `plugins/abc/encoder.py`),
+restricted to what music21 10.5's ABC reader interprets the way the ABC standard means it:
+
+- Header: `X:` first; then `T:`, `R:`, `Q:`, `M:`, `L:` lines; `K:` last, after `M:`. `M:` and `L:`
+  take the values in `METERS` and `UNITS`, `K:` a tonic and an optional mode.
+- Body: notes (accidental, pitch, octave marks, length), rests `z`, chords `[CEG]2`, chord symbols and
+  annotations `"Am"` `"^text"`, `!name!` decorations, grace groups `{ag}`, decorations `. ~ u v T k`, a
+  fermata `H` before a bar line, tuplets `(3` `(3:2`, ties `-`, slurs `( )`, broken rhythm `> < >> <<`,
+  bar lines `| || |] [| [|] |: :| :: :|| |1 |2 :|1 :|2 [1 [2`, line continuation `\\`, and `M:`/`L:`/`K:`
+  lines between bars.
+- Every bar lasts exactly what the meter says, except the first (a pickup), the last, and bars that
+  begin or end at a section boundary (any bar line but `|`: repeats, endings, double bars) which may be
+  shorter. No bar is ever longer. Durations follow music21's reading: tuplet ratios by meter, broken
+  rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
+- Opened things close: chords, grace groups, chord symbols, slurs, tuplets and ties.
+
+Speed: a state is a small immutable tuple; transitions and masks are cached per state, so after warm-up
+a sampling step costs two dictionary look-ups. `bounded(max_length)` gives a checker that also steers
+the tune to its end within a length budget, so a sampler that stops at `max_length` never cuts a tune.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tui_composer.api import Vocabulary
+
+# --- durations ----------------------------------------------------------------------------------------
+
+# Ticks per whole note: divisible by every duration the grammar can produce (lengths down to 1/8 of a
+# 1/16 unit, tuplets of 2 to 9, broken rhythm quarters).
+WHOLE = 2**12 * 3**2 * 5 * 7
+
+# Note length suffixes and their multiple of the unit length L, as music21 reads them.
+LENGTHS: dict[str, tuple[int, int]] = {
+    "": (1, 1),
+    "1": (1, 1),
+    "2": (2, 1),
+    "3": (3, 1),
+    "4": (4, 1),
+    "5": (5, 1),
+    "6": (6, 1),
+    "7": (7, 1),
+    "8": (8, 1),
+    "9": (9, 1),
+    "12": (12, 1),
+    "16": (16, 1),
+    "/": (1, 2),
+    "//": (1, 4),
+    "/2": (1, 2),
+    "/4": (1, 4),
+    "/8": (1, 8),
+    "3/": (3, 2),
+    "3/2": (3, 2),
+    "3/4": (3, 4),
+    "3/8": (3, 8),
+    "5/2": (5, 2),
+    "7/": (7, 2),
+    "7/2": (7, 2),
+    "7/4": (7, 4),
+}
+MIN_LENGTH = min(LENGTHS.values(), key=lambda f: f[0] / f[1])
+
+
+def _prefix_minimum(values: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """For every prefix of a length suffix, the shortest length it can still become."""
+    best: dict[str, tuple[int, int]] = {}
+    for text, fraction in values.items():
+        for end in range(len(text) + 1):
+            prefix = text[:end]
+            if prefix not in best or fraction[0] * best[prefix][1] < best[prefix][0] * fraction[1]:
+                best[prefix] = fraction
+    return best
+
+
+LENGTH_PREFIX_MIN = _prefix_minimum(LENGTHS)
+LENGTH_COMPLETIONS = {
+    prefix: tuple(sorted({v for k, v in LENGTHS.items() if k.startswith(prefix)}, key=lambda f: f[0] / f[1]))
+    for prefix in LENGTH_PREFIX_MIN
+}
+
+# Meter -> (bar length in ticks, compound: tuplets of 5, 7, 9 are in the time of 3, music21's rule)
+METERS: dict[str, tuple[int, bool]] = {
+    "2/4": (WHOLE // 2, False),
+    "3/4": (WHOLE * 3 // 4, False),
+    "4/4": (WHOLE, False),
+    "5/4": (WHOLE * 5 // 4, False),
+    "6/4": (WHOLE * 6 // 4, True),
+    "3/8": (WHOLE * 3 // 8, False),
+    "5/8": (WHOLE * 5 // 8, False),
+    "6/8": (WHOLE * 6 // 8, True),
+    "7/8": (WHOLE * 7 // 8, False),
+    "9/8": (WHOLE * 9 // 8, True),
+    "12/8": (WHOLE * 12 // 8, True),
+    "2/2": (WHOLE, False),
+    "3/2": (WHOLE * 3 // 2, False),
+    "C": (WHOLE, False),
+    "C|": (WHOLE, False),
+}
+UNITS: dict[str, int] = {"1/4": WHOLE // 4, "1/8": WHOLE // 8, "1/16": WHOLE // 16}
+
+# Tonic -> position on the circle of fifths; mode -> offset (K:D mix has one sharp: 2 - 1).
+_TONICS = {
+    "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F#": 6, "C#": 7,
+    "F": -1, "Bb": -2, "Eb": -3, "Ab": -4, "Db": -5, "Gb": -6, "Cb": -7,
+}  # fmt: skip
+_MODES = {
+    "": 0, "maj": 0, "major": 0, "ion": 0, "ionian": 0, "m": -3, "min": -3, "minor": -3, "aeo": -3,
+    "aeolian": -3, "dor": -2, "dorian": -2, "phr": -4, "phrygian": -4, "lyd": 1, "lydian": 1,
+    "mix": -1, "mixolydian": -1,
+}  # fmt: skip
+
+
+def _keys() -> set[str]:
+    keys = set()
+    for tonic, fifths in _TONICS.items():
+        for mode, offset in _MODES.items():
+            if abs(fifths + offset) > 7:
+                continue
+            for spelling in {mode, mode.capitalize()}:
+                keys.add(tonic + spelling)
+                if spelling:
+                    keys.add(f"{tonic} {spelling}")
+    return keys
+
+
+KEYS = frozenset(_keys())
+TEMPI = frozenset(f"{beat}{bpm}" for beat in ("", "1/4=", "1/8=", "3/8=", "1/2=") for bpm in range(40, 241))
+
+# Chord names for chord symbols; other symbols are annotations (see _annotation_char).
+_CHORD_QUALITIES = ("", "m", "7", "m7", "maj7", "dim", "dim7", "aug", "6", "m6", "9", "sus4", "sus2")
+CHORD_NAMES = frozenset(
+    root + accidental + quality for root in "ABCDEFG" for accidental in ("", "#", "b") for quality in _CHORD_QUALITIES
+)
+# Annotation words that start like a chord name; music21 reads each safely (checked by the tests).
+ANNOTATION_WORDS = frozenset(
+    {"D.C.", "D.S.", "Fine", "fine", "End", "end", "Coda", "Chorus.", "f", "ff", "fff", "fz", "dim.", "cresc.",
+     "DC", "DS", "dance", "break", "DANCE", "BREAK", "Chorus", "D.C", "cresc", "dim", "fine.", "End."}
+)  # fmt: skip
+MAX_SYMBOL = 40  # characters in one chord symbol or annotation
+MAX_EXCLAMATION = 15  # characters in a !decoration! (music21 looks 20 ahead for the closing one)
+MAX_TEXT = 100  # characters in a title or rhythm field
+
+# (`H`, a fermata in the standard, makes music21 drop the note: left out.)
+DECORATIONS = ".~uvTk"
+# After a broken-rhythm mark only what music21 folds into the next note's token may come, or the mark
+# is ignored: chord symbols, these decorations, accidentals, the note itself.
+QUIET_DECORATIONS = "~T"
+NOTE_DECORATIONS = "~T"
+ACCIDENTALS = ("^", "^^", "_", "__", "=")
+PITCHES = frozenset("ABCDEFGabcdefg")
+MAX_OCTAVE_MARKS = 2
+MAX_SLURS = 3
+MAX_GRACE = 8
+MAX_CHORD = 6
+MAX_DECORATIONS = 3
+
+# Broken rhythm: (left factor, right factor) as fractions.
+BROKEN: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    ">": ((3, 2), (1, 2)),
+    "<": ((1, 2), (3, 2)),
+    ">>": ((7, 4), (1, 4)),
+    "<<": ((1, 4), (7, 4)),
+}
+BROKEN_RIGHT = [(1, 1)] + [right for _, right in BROKEN.values()]
+BROKEN_INDEX = {symbol: index for index, symbol in enumerate(BROKEN, start=1)}
+
+# Bar lines -> the first bar token music21 splits each into, which closes the bar before. Only a plain
+# `|` is not a section boundary; every other bar line holds one, so the bar after it may be short.
+BAR_LINES: dict[str, str] = {
+    "|": "|",
+    "||": "||",
+    "|]": "|]",
+    "[|": "[|",
+    "[|]": "[|",
+    "|:": "|:",
+    ":|": ":|",
+    "::": ":|",
+    ":||": ":|",
+    "|1": "|",
+    "|2": "|",
+    ":|1": ":|",
+    ":|2": ":|",
+    "[1": "[1",
+    "[2": "[2",
+}
+BAR_PREFIXES = frozenset(text[:end] for text in BAR_LINES for end in range(1, len(text) + 1))
+
+# Tuplets: p -> (q in simple time, q in compound time), music21's table.
+TUPLETS = {2: (3, 3), 3: (2, 2), 4: (3, 3), 5: (2, 3), 6: (2, 2), 7: (2, 3), 8: (3, 3), 9: (2, 3)}
+
+HEADER_FIELDS = "XTRQMLK"
+BODY_FIELDS = "MLK"
+
+EOS = "\x00"  # the end of the tune, as a pseudo-character
+
+
+# --- states -------------------------------------------------------------------------------------------
+
+# modes
+H_LINE, H_COLON, H_VALUE = 0, 1, 2
+B_IDLE, B_AFTER, B_BAR, B_BROKEN, B_PAREN, B_TUPLET, B_PREFIX = 10, 11, 12, 13, 14, 15, 16
+B_SYMBOL, B_GRACE, B_ACCIDENTAL, B_NOTE, B_BRACKET, B_CHORD, B_CHORD_LENGTH = 17, 18, 19, 20, 21, 22, 23
+B_FIELD_COLON, B_FIELD_VALUE, B_CONTINUE, DONE, B_EXCLAIM = 24, 25, 26, 27, 28
+
+# flags
+PICKUP = 1  # no bar with notes has been closed yet: this one may be short
+AFTER_BOUNDARY = 2  # this bar began at a section boundary: it may be short
+HAS_NOTE = 4  # the tune has a pitched note
+TIE = 8  # a tie waits for its note
+LAST_ONLY = 16  # a short bar was closed by `|`: only the end of the tune may follow
+UNIT_SET = 32  # L: was given, so M: no longer sets the unit
+TUPLET_PAREN = 64  # a tuplet opened without a slur: one `)` may close it, as music21 reads `(3abc)`
+SYMBOL_WAITING = 128  # a chord symbol waits for its note: a lone `H` would join it and make a phantom C
+
+# prefix items (B_PREFIX aux bits)
+P_SLUR, P_SYMBOL, P_DECORATION, P_GRACE, P_TUPLET, P_SPACE, P_HEAD = 1, 2, 4, 8, 16, 32, 64
+
+
+class Core(NamedTuple):
+    """Where the checker is in a tune; small and hashable so transitions and masks can be cached."""
+
+    mode: int
+    aux: Any  # per mode: the text of a field, a bar line or a length read so far, counts, flags
+    seen: str  # header fields seen, in order
+    bar_len: int  # ticks in a full bar
+    unit: int  # ticks of the unit note length
+    compound: bool
+    bar: int  # ticks so far in this bar
+    flags: int
+    tuplet_left: int  # notes the open tuplet still changes
+    tuplet_q: int  # their duration factor q/p
+    tuplet_p: int
+    slurs: int
+    last: int  # ticks of the note just ended, 0 where broken rhythm can't follow
+    broken: int  # index into BROKEN_RIGHT: the factor for the next note
+
+
+START = Core(H_LINE, None, "", 0, 0, False, 0, PICKUP, 0, 1, 1, 0, 0, 0)
+
+
+def scaled(ticks: int, *fractions: tuple[int, int]) -> int | None:
+    """ticks times the fractions, or None when that isn't a whole number of ticks."""
+    numerator, denominator = ticks, 1
+    for num, den in fractions:
+        numerator *= num
+        denominator *= den
+    if numerator % denominator:
+        return None
+    return numerator // denominator
+
+
+def _annotation_start(char: str) -> bool:
+    """Chord symbols that music21 can't read as chords are kept as text, unless they start like one."""
+    return char not in 'ABCDEFGabcdefg>() ,"%\n' and char.isprintable()
+
+
+def _symbol_char(char: str) -> bool:
+    return char not in ',"%\n' and char.isprintable()
+
+
+def _symbol_complete(text: str) -> bool:
+    text = text.strip(" ").replace("(", "").replace(")", "")  # as music21 cleans it
+    if not text:
+        return False
+    return text in CHORD_NAMES or text in ANNOTATION_WORDS or _annotation_start(text[0])
+
+
+_SYMBOL_PREFIXES = frozenset(name[:end] for name in CHORD_NAMES | ANNOTATION_WORDS for end in range(1, len(name) + 1))
+
+
+def _symbol_prefix(text: str) -> bool:
+    text = text.lstrip(" ").replace("(", "").replace(")", "")  # as music21 cleans it
+    return not text or text in _SYMBOL_PREFIXES or _annotation_start(text[0])
+
+
+def _prefixes(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(value[:end] for value in values for end in range(len(value) + 1))
+
+
+_VALUE_PREFIXES = {
+    "M": _prefixes(METERS),
+    "L": _prefixes(UNITS),
+    "K": _prefixes(KEYS),
+    "Q": _prefixes(TEMPI),
+}
+_VALUES = {"M": frozenset(METERS), "L": frozenset(UNITS), "K": KEYS, "Q": TEMPI}
+
+
+def value_ok(field: str, text: str, complete: bool) -> bool:
+    """Whether `text` is (complete) or can become (not complete) a good value for the field."""
+    if field in _VALUES:
+        return text in (_VALUES[field] if complete else _VALUE_PREFIXES[field])
+    if field == "X":
+        if complete and not text:
+            return False
+        return len(text) <= 5 and text.isdigit() and not text.startswith("0") if text else True
+    if field in FREE_TEXT:
+        return len(text) <= MAX_TEXT and all(_text_char(c, i == 0) for i, c in enumerate(text))
+    return False
+
+
+FREE_TEXT = "TR"  # fields of free text: the checker remembers only their length
+
+
+def _text_char(char: str, first: bool) -> bool:
+    """Titles and rhythms: printable text (a leading `|` would hide the field from music21)."""
+    return char.isprintable() and char != "%" and not (first and char in "| ")
+
+
+def _shortest_completion(field: str, text: str, alphabet: Iterable[str]) -> str | None:
+    """The shortest way to finish a field's value with the characters of `alphabet`."""
+    if value_ok(field, text, complete=True):
+        return ""
+    if field in _VALUES:
+        usable = set(alphabet)
+        options = [v for v in _VALUES[field] if v.startswith(text) and usable.issuperset(v[len(text) :])]
+        return min(options, key=lambda v: (len(v), v))[len(text) :] if options else None
+    if field == "X":
+        return "1"
+    return None
+
+
+# --- the checker --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Where and why a text is not a tune the checker accepts."""
+
+    position: int
+    line: int
+    column: int
+    char: str
+    mode: str
+
+    def __str__(self) -> str:
+        what = "end of tune" if self.char == EOS else repr(self.char)
+        return f"line {self.line}, column {self.column}: {what} not allowed here ({self.mode})"
+
+
+_MODE_NAMES = {
+    H_LINE: "header line",
+    H_COLON: "header field",
+    H_VALUE: "header value",
+    B_IDLE: "between notes",
+    B_AFTER: "after a note",
+    B_BAR: "bar line",
+    B_BROKEN: "broken rhythm",
+    B_PAREN: "slur or tuplet",
+    B_TUPLET: "tuplet",
+    B_PREFIX: "before a note",
+    B_SYMBOL: "chord symbol",
+    B_GRACE: "grace notes",
+    B_ACCIDENTAL: "accidental",
+    B_NOTE: "note",
+    B_BRACKET: "chord or ending",
+    B_CHORD: "chord",
+    B_CHORD_LENGTH: "chord length",
+    B_FIELD_COLON: "field in the body",
+    B_FIELD_VALUE: "field value in the body",
+    B_CONTINUE: "line continuation",
+    B_EXCLAIM: "!decoration!",
+    DONE: "after the end",
+}
+
+
+class Rules:
+    """The transition function over characters: `step(core, char)` is the next Core or None."""
+
+    def step(self, core: Core, char: str) -> Core | None:
+        return _STEPS[core.mode](core, char)
+
+
+# The step functions, one per mode. Each returns the next Core, or None when `char` can't come next
+# (which includes every character after which the tune could no longer be completed).
+
+
+def _header_line(core: Core, char: str) -> Core | None:
+    if not core.seen:
+        return core._replace(mode=H_COLON, aux="X") if char == "X" else None
+    if char not in HEADER_FIELDS or char == "X":
+        return None
+    if char in "MLQR" and char in core.seen:
+        return None
+    if char == "K" and "M" not in core.seen:
+        return None  # K ends the header, and the bar length must be known by then
+    return core._replace(mode=H_COLON, aux=char)
+
+
+def _header_colon(core: Core, char: str) -> Core | None:
+    if char != ":":
+        return None
+    return core._replace(mode=H_VALUE, aux=(core.aux, 0 if core.aux in FREE_TEXT else ""))
+
+
+def _header_value(core: Core, char: str) -> Core | None:
+    field, text = core.aux
+    if field in FREE_TEXT:
+        if char == "\n":
+            return _apply_field(core, field, "", in_body=False)
+        if char == EOS or text >= MAX_TEXT or not _text_char(char, text == 0):
+            return None
+        return core._replace(aux=(field, text + 1))
+    if char == "\n":
+        if not value_ok(field, text, complete=True):
+            return None
+        return _apply_field(core, field, text, in_body=False)
+    if char == EOS or not value_ok(field, text + char, complete=False):
+        return None
+    return core._replace(aux=(field, text + char))
+
+
+def _apply_field(core: Core, field: str, text: str, in_body: bool) -> Core:
+    seen = core.seen + field if field not in core.seen else core.seen
+    if field == "M":
+        bar_len, compound = METERS[text]
+        unit = core.unit
+        if not core.flags & UNIT_SET and not unit:
+            # music21 (like the standard) derives L from the first meter: 1/16 below 3/4, else 1/8
+            unit = WHOLE // 16 if bar_len * 4 < WHOLE * 3 else WHOLE // 8
+        core = core._replace(bar_len=bar_len, compound=compound, unit=unit)
+    elif field == "L":
+        core = core._replace(unit=UNITS[text], flags=core.flags | UNIT_SET)
+    if field == "K" or in_body:
+        return core._replace(mode=B_IDLE, aux="n", seen="")  # the body needs no header history: fewer states
+    return core._replace(mode=H_LINE, aux=None, seen=seen)
+
+
+def _room(core: Core, broken: int | None = None) -> bool:
+    """Whether the shortest note (and the tuplet notes after it) still fit in the bar."""
+    factor = BROKEN_RIGHT[core.broken if broken is None else broken]
+    if core.tuplet_left:
+        shortest = scaled(core.unit, MIN_LENGTH, (core.tuplet_q, core.tuplet_p))
+        need = scaled(core.unit, MIN_LENGTH, (core.tuplet_q, core.tuplet_p), factor)
+        if shortest is None or need is None:
+            return False
+        need += shortest * (core.tuplet_left - 1)
+    else:
+        need = scaled(core.unit, MIN_LENGTH, factor)
+        if need is None:
+            return False
+    return core.bar + need <= core.bar_len
+
+
+def _note_ticks(core: Core, length: tuple[int, int], *more: tuple[int, int]) -> int | None:
+    """Ticks of a note of `length` units here: with the open tuplet and a pending broken rhythm."""
+    factors = [length, *more, BROKEN_RIGHT[core.broken]]
+    if core.tuplet_left:
+        factors.append((core.tuplet_q, core.tuplet_p))
+    return scaled(core.unit, *factors)
+
+
+def _fits(core: Core, ticks: int | None) -> bool:
+    """Whether a note of `ticks` fits, leaving room for the tuplet notes still to come."""
+    if ticks is None:
+        return False
+    reserve = 0
+    if core.tuplet_left > 1:
+        shortest = scaled(core.unit, MIN_LENGTH, (core.tuplet_q, core.tuplet_p))
+        if shortest is None:
+            return False
+        reserve = shortest * (core.tuplet_left - 1)
+    return core.bar + ticks + reserve <= core.bar_len
+
+
+def _length_char_ok(core: Core, prefix: str, *more: tuple[int, int]) -> bool:
+    """Whether a length written as `prefix` so far can still end as a note that fits."""
+    if core.tuplet_left:
+        return any(
+            _fits(core, _note_ticks(core, length, *more)) and _plain(scaled(core.unit, length, *more))
+            for length in LENGTH_COMPLETIONS.get(prefix, ())
+        )
+    shortest = LENGTH_PREFIX_MIN.get(prefix)
+    return shortest is not None and _fits(core, _note_ticks(core, shortest, *more))
+
+
+def _plain(ticks: int | None) -> bool:
+    """A duration with a single note value (plain, dotted or double-dotted): music21 can only put those
+    in a tuplet ("Unknown type: complex" otherwise)."""
+    if ticks is None:
+        return False
+    whole = Fraction(ticks, WHOLE)
+    return whole.numerator in (1, 3, 7) and whole.denominator & (whole.denominator - 1) == 0
+
+
+def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, int]) -> Core | None:
+    """Close a note, rest or chord: add its duration to the bar. kind: n(ote), u(pper bare), r(est), c(hord)."""
+    ticks = _note_ticks(core, length, *more)
+    if not _fits(core, ticks):
+        return None
+    if core.tuplet_left and not _plain(scaled(core.unit, length, *more)):
+        return None
+    assert ticks is not None
+    flags = core.flags & ~SYMBOL_WAITING
+    if kind != "r":
+        flags = (flags | HAS_NOTE) & ~TIE
+    tuplet_left = max(core.tuplet_left - 1, 0)
+    ratio = (core.tuplet_q, core.tuplet_p) if tuplet_left else (1, 1)  # forget a finished tuplet: fewer states
+    # a note after a broken-rhythm mark can't start another (music21 would keep only the second mark),
+    # nor can a note in a tuplet (its dotted length might not be a single note value)
+    last = 0 if core.broken or core.tuplet_left else ticks
+    return core._replace(
+        mode=B_AFTER,
+        aux=kind,
+        bar=core.bar + ticks,
+        flags=flags,
+        tuplet_left=tuplet_left,
+        tuplet_q=ratio[0],
+        tuplet_p=ratio[1],
+        last=last,
+        broken=0,
+    )
+
+
+def _start_element(core: Core, char: str) -> Core | None:
+    """A character that begins a note, rest, chord or one of the things written before them."""
+    if core.flags & LAST_ONLY:
+        return None
+    quiet = bool(core.broken)  # after > or <: nothing that music21 reads as a token of its own
+    if char in PITCHES:
+        if not _room(core):
+            return None
+        case = "u" if char.isupper() else "l"
+        return core._replace(mode=B_NOTE, aux=(case, 0, ""))
+    if char == "z":
+        if core.flags & TIE or not _room(core):
+            return None
+        return core._replace(mode=B_NOTE, aux=("z", 0, ""))
+    if char in "^_=":
+        return core._replace(mode=B_ACCIDENTAL, aux=char) if _room(core) else None
+    if char == "[":
+        # a chord, or between notes an ending `[1` `[2` or the bar line `[|`
+        return core._replace(mode=B_BRACKET, aux="chord" if core.mode == B_PREFIX or core.broken else None)
+    if char == '"':
+        return _open_symbol(core)
+    if char == "!":
+        return _open_exclamation(core)
+    if char in DECORATIONS:
+        if quiet and char not in QUIET_DECORATIONS:
+            return None
+        items, decorations = _prefix_state(core)
+        if decorations >= MAX_DECORATIONS or items & P_HEAD or not _room(core):
+            return None
+        if char in NOTE_DECORATIONS:
+            # music21 reads `~` and `T` as the start of a note and takes the decorations that follow
+            # into it, then invents a C: no decoration may follow them
+            return core._replace(mode=B_PREFIX, aux=(items | P_DECORATION | P_HEAD, decorations + 1))
+        return core._replace(mode=B_PREFIX, aux=(items | P_DECORATION, decorations + 1))
+    if quiet:
+        return None
+    if char == "(":
+        return core._replace(mode=B_PAREN, aux=_prefix_items(core)) if _room(core) else None
+    if char == "{":
+        items = _prefix_items(core)
+        if core.tuplet_left or items & P_GRACE or not _room(core):
+            return None  # music21 counts grace notes into a tuplet: keep them out of tuplets
+        return core._replace(mode=B_GRACE, aux=(items, 0, None))
+    return None
+
+
+def _prefix_items(core: Core) -> int:
+    return core.aux[0] if core.mode == B_PREFIX else 0
+
+
+def _prefix_state(core: Core) -> tuple[int, int]:
+    return core.aux if core.mode == B_PREFIX else (0, 0)
+
+
+def _idle(core: Core, char: str) -> Core | None:
+    prev = core.aux  # n: line start, s: space, b: after a bar line, t: after a tie, T: tie and `>`
+    if char == EOS:
+        return _finish(core)
+    if char in "<>" and prev == "t":
+        return core._replace(aux="T")  # `A->B`: music21 ignores a mark after a tie (O'Neill's writes it)
+    if prev in "HX":
+        # a fermata on the bar line (`H|]`, also `Hx||`): music21 drops the lone `H`
+        if prev == "H" and char == "x":
+            return core._replace(aux="X")
+        if char not in "|:[" or core.tuplet_left:
+            return None
+        return _bar(core._replace(mode=B_BAR, aux=("", prev == "H")), char)
+    if char == "H" and prev in "bs" and not core.flags & (LAST_ONLY | SYMBOL_WAITING):
+        return core._replace(aux="H")
+    if char == '"':
+        return _open_symbol(core)
+    if char == "!":
+        return _open_exclamation(core)
+    if char == " ":
+        return core._replace(aux="s") if prev in "btT" else None
+    if char == ")" and prev == "s":
+        return _close_paren(core)
+    if char == "\n":
+        if prev in "btT" and not core.tuplet_left:
+            return core._replace(aux="n")
+        return None
+    if core.flags & LAST_ONLY:
+        return None
+    if char == "\\":
+        return core._replace(mode=B_CONTINUE, aux=None) if prev in "btTs" and not core.tuplet_left else None
+    if prev == "n" and char in BODY_FIELDS:
+        if core.bar or core.tuplet_left or core.flags & TIE:
+            return None
+        return core._replace(mode=B_FIELD_COLON, aux=char)
+    if char in "|:":
+        if core.tuplet_left:
+            return None
+        return _bar(core._replace(mode=B_BAR, aux=("", False)), char)
+    return _start_element(core, char)
+
+
+def _finish(core: Core) -> Core | None:
+    """The end of the tune: everything closed, at least one note, the last bar may be short."""
+    if core.tuplet_left or core.slurs or core.flags & TIE or core.broken or not core.flags & HAS_NOTE:
+        return None
+    return core._replace(mode=DONE, aux=None)
+
+
+def _after(core: Core, char: str) -> Core | None:
+    kind = core.aux  # n note, u bare upper-case note, r rest, c chord, p after `)`, P after `)>`
+    if char == EOS:
+        return _finish(core)
+    if char == '"':
+        return _open_symbol(core)
+    if char == "!":
+        return _open_exclamation(core)
+    if char in "><":
+        if kind in "pP" or not core.last:
+            return None
+        for symbol in BROKEN:
+            if symbol.startswith(char) and _broken_ok(core, symbol):
+                return core._replace(mode=B_BROKEN, aux=(char, kind, False))
+        return None
+    if char == "-":
+        return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE, last=0) if kind in "nuc" else None
+    if char == ")":
+        return _close_paren(core)
+    if char in "><" and kind == "p":
+        return core._replace(aux="P")  # `(AB)>c`: music21 ignores a mark after `)`
+    if char in " \n\\H":
+        return _idle(core._replace(mode=B_IDLE, aux="b", last=0), char)
+    if char in "|:":
+        if core.tuplet_left:
+            return None
+        # `A::` would start a field in music21 (an upper-case letter, a colon): only `:|` may follow
+        return _bar(core._replace(mode=B_BAR, aux=("", kind == "u"), last=0), char)
+    return _start_element(core._replace(mode=B_IDLE, aux="s", last=0), char)
+
+
+def _close_paren(core: Core) -> Core | None:
+    if core.slurs:
+        return core._replace(mode=B_AFTER, aux="p", slurs=core.slurs - 1, last=0)
+    if core.flags & TUPLET_PAREN:
+        return core._replace(mode=B_AFTER, aux="p", flags=core.flags & ~TUPLET_PAREN, last=0)
+    return None
+
+
+def _broken_ok(core: Core, symbol: str) -> bool:
+    left, _ = BROKEN[symbol]
+    longer = scaled(core.last, left)
+    if longer is None:
+        return False
+    bar = core.bar - core.last + longer
+    index = BROKEN_INDEX[symbol]
+    return bar <= core.bar_len and _room(core._replace(bar=bar), broken=index)
+
+
+def _broken(core: Core, char: str) -> Core | None:
+    """After `>` or `<`: music21 applies the mark only if the next token is a note; anything else that
+    makes a token of its own (a tie, a slur, a staccato dot, a bar line...) voids it."""
+    symbol, kind, spaced = core.aux
+    if char in "><" and not spaced and symbol + char in BROKEN and _broken_ok(core, symbol + char):
+        return core._replace(aux=(symbol + char, kind, False))
+    if char == '"':
+        return _open_symbol(core)
+    if char == "!":
+        return _open_exclamation(core)
+    if char == " ":
+        return None if spaced else core._replace(aux=(symbol, kind, True))
+    if char not in PITCHES and char not in QUIET_DECORATIONS and char not in "z^_=[":
+        if char in ("\n", "\\", EOS):
+            return None  # not a token either: keep it simple and refuse
+        voided = core._replace(mode=B_AFTER, aux="n" if kind == "u" else kind, last=0)
+        return _after(voided, char)
+    if not _broken_ok(core, symbol):
+        return None
+    left, _ = BROKEN[symbol]
+    longer = scaled(core.last, left)
+    assert longer is not None
+    applied = core._replace(mode=B_PREFIX, aux=(0, 0), bar=core.bar - core.last + longer, last=0)
+    applied = applied._replace(broken=BROKEN_INDEX[symbol])
+    return _prefix(applied, char)
+
+
+def _bar(core: Core, char: str) -> Core | None:
+    """A bar line being read: `char` continues it, or it ends and `char` is read after it."""
+    text, after_upper = core.aux
+    candidate = text + char
+    if candidate in BAR_PREFIXES and not (after_upper and candidate == "::"):
+        # continue only if some bar line it can become may close this bar
+        if any(line.startswith(candidate) and _bar_close_ok(core, line, None) for line in BAR_LINES):
+            return core._replace(aux=(candidate, after_upper))
+        return None
+    if text not in BAR_LINES:
+        return None
+    if not _bar_close_ok(core, text, char):
+        return None
+    return _idle(_close_bar(core, text), char)
+
+
+def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
+    """Whether this bar line may close the bar: full, or short where short bars are allowed."""
+    if core.bar == 0 or core.bar == core.bar_len:
+        return True
+    if core.flags & (PICKUP | AFTER_BOUNDARY) or BAR_LINES[line] != "|":
+        return True
+    # a short bar closed by `|` is fine only as the last bar of the tune
+    return next_char is None or next_char in (EOS, "\n")
+
+
+def _close_bar(core: Core, line: str) -> Core:
+    closing = BAR_LINES[line]
+    flags = core.flags
+    short_last = core.bar and core.bar != core.bar_len and not flags & (PICKUP | AFTER_BOUNDARY) and closing == "|"
+    flags &= ~TUPLET_PAREN
+    if core.bar:
+        flags &= ~(PICKUP | AFTER_BOUNDARY)
+    if line != "|":
+        flags |= AFTER_BOUNDARY
+    if short_last:
+        flags |= LAST_ONLY
+    return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags)
+
+
+def _paren(core: Core, char: str) -> Core | None:
+    items = core.aux
+    if char.isdigit():
+        p = int(char)
+        if p not in TUPLETS or core.tuplet_left or items & P_TUPLET:
+            return None
+        tuplet = core._replace(mode=B_TUPLET, aux=(items, char))
+        return tuplet if _tuplet_fits(tuplet, char) or _tuplet_fits(tuplet, char + ":2") else None
+    if core.slurs >= MAX_SLURS:
+        return None
+    opened = core._replace(mode=B_PREFIX, aux=(items | P_SLUR, 0), slurs=core.slurs + 1)
+    return _prefix(opened, char)
+
+
+def _tuplet_ratio(core: Core, text: str) -> tuple[int, int] | None:
+    parts = text.split(":")
+    p = int(parts[0])
+    simple, compound = TUPLETS[p]
+    q = compound if core.compound else simple
+    if len(parts) > 1 and parts[1]:
+        q = int(parts[1])
+    return (q, p) if q else None
+
+
+def _tuplet_fits(core: Core, text: str) -> bool:
+    ratio = _tuplet_ratio(core, text)
+    if ratio is None:
+        return False
+    p = int(text[0])
+    shortest = scaled(core.unit, MIN_LENGTH, ratio)
+    return shortest is not None and core.bar + shortest * p <= core.bar_len
+
+
+def _tuplet(core: Core, char: str) -> Core | None:
+    items, text = core.aux
+    if char == ":" and ":" not in text:
+        return core._replace(aux=(items, text + ":"))
+    if char.isdigit() and text.endswith(":") and char != "0":
+        return core._replace(aux=(items, text + char)) if _tuplet_fits(core, text + char) else None
+    if text.endswith(":") or not _tuplet_fits(core, text):
+        return None
+    q, p = _tuplet_ratio(core, text)  # type: ignore[misc]
+    opened = core._replace(mode=B_PREFIX, aux=(items | P_TUPLET, 0), tuplet_left=p, tuplet_q=q, tuplet_p=p)
+    if not core.slurs:
+        opened = opened._replace(flags=opened.flags | TUPLET_PAREN)
+    if char == " ":
+        return opened._replace(aux=(items | P_TUPLET | P_SPACE, 0))
+    return _prefix(opened, char)
+
+
+def _prefix(core: Core, char: str) -> Core | None:
+    """After slurs, chord symbols, decorations, grace notes or a tuplet: the note must follow."""
+    if char in (EOS, " ", "\n", "|", ":", ")", "-", ">", "<", "\\"):
+        return None
+    if core.aux[0] & P_HEAD and core.flags & SYMBOL_WAITING and char not in PITCHES and char not in "z^_=":
+        return None  # `"C"~(` would make music21 join the symbol and the `~` into a phantom note
+    return _start_element(core, char)
+
+
+def _open_symbol(core: Core) -> Core | None:
+    """A chord symbol or annotation: music21 makes no token of it (it rides on the next note), so after
+    the closing quote the checker is exactly where it was before the opening one."""
+    if core.flags & LAST_ONLY:
+        return None
+    return Core(B_SYMBOL, ("", _restorable(core)), *core[2:])
+
+
+def _symbol(core: Core, char: str) -> Core | None:
+    text, before = core.aux  # text: what was read, or ("annotation", length) once it can only be text
+    annotation = isinstance(text, tuple)
+    if char == '"':
+        if annotation or _symbol_complete(text):
+            return before._replace(flags=before.flags | SYMBOL_WAITING)
+        return None
+    length = text[1] if annotation else len(text)
+    if not _symbol_char(char) or length >= MAX_SYMBOL:
+        return None
+    if annotation:
+        return core._replace(aux=(("annotation", length + 1), before))
+    grown = text + char
+    if not _symbol_prefix(grown):
+        return None
+    cleaned = grown.lstrip(" ").replace("(", "").replace(")", "")
+    if cleaned and grown not in _SYMBOL_PREFIXES and _annotation_start(cleaned[0]):
+        # whatever follows, music21 reads it as text: remember only the length (far fewer states)
+        return core._replace(aux=(("annotation", len(grown)), before))
+    return core._replace(aux=(grown, before))
+
+
+def _open_exclamation(core: Core) -> Core | None:
+    """A `!name!` decoration; music21 skips it, so like a chord symbol it leaves the state as it was."""
+    if core.flags & LAST_ONLY:
+        return None
+    return Core(B_EXCLAIM, ("", _restorable(core)), *core[2:])
+
+
+def _exclamation(core: Core, char: str) -> Core | None:
+    text, before = core.aux
+    if char == "!":
+        return before if text else None
+    if len(text) >= MAX_EXCLAMATION or not (char.isalnum() or char == "."):
+        return None  # no parentheses: `!crescendo(!` opens a spanner in music21
+    return core._replace(aux=(text + char, before))
+
+
+def _restorable(core: Core) -> Core:
+    """The state to come back to after a chord symbol: a space or a line end may follow it."""
+    return core._replace(aux="b") if core.mode == B_IDLE and core.aux in "sn" else core
+
+
+def _grace(core: Core, char: str) -> Core | None:
+    items, count, note = core.aux  # note: None, an accidental, or (case, octave marks, length)
+    if note is None or isinstance(note, str):
+        if note is None and char == "}" and count:
+            return core._replace(mode=B_PREFIX, aux=(items | P_GRACE, 0))
+        if note is None and char in "^_=" and count < MAX_GRACE:
+            return core._replace(aux=(items, count, char))
+        if isinstance(note, str) and note + char in ACCIDENTALS:
+            return core._replace(aux=(items, count, note + char))
+        if char in PITCHES and count < MAX_GRACE:
+            return core._replace(aux=(items, count + 1, ("u" if char.isupper() else "l", 0, "")))
+        return None
+    lexed = _lex_note(note, char)
+    if lexed is not None:
+        return core._replace(aux=(items, count, lexed))
+    if note[2] not in LENGTHS:
+        return None
+    return _grace(core._replace(aux=(items, count, None)), char)
+
+
+def _lex_note(note: tuple[str, int, str], char: str) -> tuple[str, int, str] | None:
+    """The next (case, octave marks, length) of a note being read, or None if `char` doesn't extend it."""
+    case, octaves, length = note
+    if not length and octaves < MAX_OCTAVE_MARKS and ((case == "u" and char == ",") or (case == "l" and char == "'")):
+        return (case, octaves + 1, length)
+    if (char.isdigit() or char == "/") and length + char in LENGTH_PREFIX_MIN:
+        return (case, octaves, length + char)
+    return None
+
+
+def _accidental(core: Core, char: str) -> Core | None:
+    if core.aux + char in ACCIDENTALS:
+        return core._replace(aux=core.aux + char)
+    if char in PITCHES:
+        return core._replace(mode=B_NOTE, aux=("u" if char.isupper() else "l", 0, ""))
+    return None
+
+
+def _note(core: Core, char: str) -> Core | None:
+    case, octaves, length = core.aux
+    lexed = _lex_note(core.aux, char)
+    if lexed is not None:
+        if lexed[2] != length and not _length_char_ok(core, lexed[2]):
+            return None
+        return core._replace(aux=lexed)
+    if length not in LENGTHS:
+        return None
+    kind = "r" if case == "z" else ("u" if case == "u" and not octaves and not length else "n")
+    ended = _end_note(core, kind, LENGTHS[length])
+    return None if ended is None else _after(ended, char)
+
+
+def _bracket(core: Core, char: str) -> Core | None:
+    """After `[`: a chord, or (aux None: between notes) an ending `[1` `[2` or the bar line `[|`."""
+    if core.aux is None and char in "12|":
+        if core.tuplet_left or core.flags & LAST_ONLY:
+            return None
+        return _bar(core._replace(mode=B_BAR, aux=("[", False)), char)
+    if char in PITCHES or char in "^_=":
+        if not _room(core) or core.flags & LAST_ONLY:
+            return None
+        return _chord(core._replace(mode=B_CHORD, aux=(0, None, None)), char)
+    return None
+
+
+def _chord(core: Core, char: str) -> Core | None:
+    count, first, note = core.aux  # first: the length of the first note, which sets the chord's
+    if note is None or isinstance(note, str):
+        if note is None and char == "]" and count:
+            return core._replace(mode=B_CHORD_LENGTH, aux=(first, ""))
+        if note is None and char in "^_=" and count < MAX_CHORD:
+            return core._replace(aux=(count, first, char))
+        if isinstance(note, str) and note + char in ACCIDENTALS:
+            return core._replace(aux=(count, first, note + char))
+        if char in PITCHES and count < MAX_CHORD:
+            return core._replace(aux=(count + 1, first, ("u" if char.isupper() else "l", 0, "")))
+        return None
+    lexed = _lex_note(note, char)
+    if lexed is not None:
+        if lexed[2] != note[2] and core.tuplet_left:
+            return None  # in a tuplet the chord's length is written outside: [CE]2
+        if count == 1 and lexed[2] != note[2] and not _length_char_ok(core, lexed[2], MIN_LENGTH):
+            return None
+        return core._replace(aux=(count, first, lexed))
+    if note[2] not in LENGTHS:
+        return None
+    if first is None:
+        first = LENGTHS[note[2]]
+        if not _length_char_ok(core, "", first):
+            return None
+    return _chord(core._replace(aux=(count, first, None)), char)
+
+
+def _chord_length(core: Core, char: str) -> Core | None:
+    first, length = core.aux
+    if (char.isdigit() or char == "/") and length + char in LENGTH_PREFIX_MIN:
+        if not _length_char_ok(core, length + char, first):
+            return None
+        return core._replace(aux=(first, length + char))
+    if length not in LENGTHS:
+        return None
+    ended = _end_note(core, "c", LENGTHS[length], first)
+    return None if ended is None else _after(ended, char)
+
+
+def _field_colon(core: Core, char: str) -> Core | None:
+    return core._replace(mode=B_FIELD_VALUE, aux=(core.aux, "")) if char == ":" else None
+
+
+def _field_value(core: Core, char: str) -> Core | None:
+    field, text = core.aux
+    if char == "\n":
+        return _apply_field(core, field, text, in_body=True) if value_ok(field, text, complete=True) else None
+    if char == EOS or not value_ok(field, text + char, complete=False):
+        return None
+    return core._replace(aux=(field, text + char))
+
+
+def _continue(core: Core, char: str) -> Core | None:
+    return core._replace(mode=B_IDLE, aux="n") if char == "\n" else None
+
+
+def _done(core: Core, char: str) -> Core | None:
+    return None
+
+
+_STEPS = {
+    H_LINE: _header_line,
+    H_COLON: _header_colon,
+    H_VALUE: _header_value,
+    B_IDLE: _idle,
+    B_AFTER: _after,
+    B_BAR: _bar,
+    B_BROKEN: _broken,
+    B_PAREN: _paren,
+    B_TUPLET: _tuplet,
+    B_PREFIX: _prefix,
+    B_SYMBOL: _symbol,
+    B_GRACE: _grace,
+    B_ACCIDENTAL: _accidental,
+    B_NOTE: _note,
+    B_BRACKET: _bracket,
+    B_CHORD: _chord,
+    B_CHORD_LENGTH: _chord_length,
+    B_FIELD_COLON: _field_colon,
+    B_FIELD_VALUE: _field_value,
+    B_CONTINUE: _continue,
+    B_EXCLAIM: _exclamation,
+    DONE: _done,
+}
+
+
+def step(core: Core, char: str) -> Core | None:
+    """The state after `char` (EOS for the end of the tune), or None when `char` can't come next."""
+    return _STEPS[core.mode](core, char)
+
+
+def check_text(text: str) -> Rejection | None:
+    """None if the checker accepts the whole text as one tune, else where it first refuses."""
+    core: Core | None = START
+    line, column = 1, 1
+    for position, char in enumerate([*text, EOS]):
+        assert core is not None
+        following = step(core, char)
+        if following is None:
+            return Rejection(position, line, column, char, _MODE_NAMES.get(core.mode, str(core.mode)))
+        core = following
+        if char == "\n":
+            line, column = line + 1, 1
+        else:
+            column += 1
+    return None
+
+
+# --- the constraint a sampler uses ----------------------------------------------------------------------
+
+WINDOW = 120  # within this many tokens of the length budget, only tokens that can still finish in time
+_TEXT_MODES = frozenset({H_VALUE, B_FIELD_VALUE, B_SYMBOL, B_EXCLAIM})
+# Outside text, no mode accepts a character outside these: the others are refused without a step.
+_MUSIC_CHARS = frozenset("ABCDEFGabcdefgz0123456789/,'^_=|:[]()\"!{}<>- \n\\.~uvTkHxXMLKQRT") | {EOS}
+_CLOSING_NOTES = "cCBAGdefgFED"
+_CLOSING_LENGTHS = "2/14836"
+
+
+def _closing_candidates(core: Core, alphabet: Iterable[str]) -> Iterable[str]:
+    """Characters to try, in order, on the way to the shortest sensible end of the tune."""
+    mode = core.mode
+    if mode == H_LINE:
+        return "X" if not core.seen else ("M" if "M" not in core.seen else "K")
+    if mode in (H_COLON, B_FIELD_COLON):
+        return ":"
+    if mode in (H_VALUE, B_FIELD_VALUE):
+        field, text = core.aux
+        rest = "" if field in FREE_TEXT else _shortest_completion(field, text, alphabet)
+        return "\n" if not rest else rest[0]
+    if mode == B_SYMBOL:
+        return '"1'
+    if mode == B_EXCLAIM:
+        return "!a"
+    if mode == B_CONTINUE:
+        return "\n"
+    if mode == B_GRACE:
+        return "}" + _CLOSING_NOTES + _CLOSING_LENGTHS
+    if mode == B_CHORD:
+        return "]" + _CLOSING_NOTES + _CLOSING_LENGTHS
+    if mode == B_BAR:
+        return EOS + _CLOSING_NOTES + "|]: "
+    return EOS + ")" + _CLOSING_NOTES + _CLOSING_LENGTHS + "|"
+
+
+_SHARED: dict[tuple[str, ...], AbcGrammar] = {}
+
+
+class AbcGrammar:
+    """`TokenConstraint` over an ABC character vocabulary (see the module docstring).
+
+    A state is `(core, count)`: the checker's Core (None once an unexpected token, e.g. from a primer,
+    switched the constraint off for that sequence) and the number of tokens read. Masks are cached per
+    core and shared by every state with that core. Masks returned are read-only.
+    """
+
+    def __init__(self, symbols: Sequence[str], max_length: int | None = None) -> None:
+        self.symbols = list(symbols)
+        self.max_length = max_length
+        self._chars = [s if len(s) == 1 and s not in Vocabulary.SPECIALS else None for s in self.symbols]
+        self._eos = self.symbols.index(Vocabulary.EOS) if Vocabulary.EOS in self.symbols else None
+        self._ids = {c: i for i, c in enumerate(self._chars) if c is not None}
+        if self._eos is not None:
+            self._ids[EOS] = self._eos
+        self._tables: dict[Core, tuple[np.ndarray, tuple[Core | None, ...]]] = {}
+        self._distances: dict[Core, float] = {}
+        self._bounded_masks: dict[tuple[Core, int], np.ndarray] = {}
+        free = np.ones(len(self.symbols), dtype=bool)
+        for special in (Vocabulary.BOS, Vocabulary.UNK):
+            if special in self.symbols:
+                free[self.symbols.index(special)] = False
+        free.flags.writeable = False
+        self._free = free
+
+    @classmethod
+    def for_vocabulary(cls, vocabulary: Vocabulary, max_length: int | None = None) -> AbcGrammar:
+        """The checker for a vocabulary; one per vocabulary and process, so its caches stay warm."""
+        key = tuple(vocabulary.symbols)
+        shared = _SHARED.get(key)
+        if shared is None:
+            shared = _SHARED[key] = cls(vocabulary.symbols)
+        return shared if max_length is None else shared.bounded(max_length)
+
+    def bounded(self, max_length: int) -> AbcGrammar:
+        """The same checker that also ends every tune within `max_length` tokens (eos included)."""
+        bounded = AbcGrammar.__new__(AbcGrammar)
+        bounded.__dict__.update(self.__dict__)
+        bounded.max_length = max_length
+        bounded._bounded_masks = {}
+        return bounded
+
+    # TokenConstraint
+
+    def start(self) -> tuple[Core | None, int]:
+        return (START, 0)
+
+    def allowed(self, state: tuple[Core | None, int]) -> np.ndarray:
+        core, count = state
+        if core is None:
+            return self._free
+        mask, _ = self._table(core)
+        if self.max_length is None:
+            return mask
+        remaining = self.max_length - 1 - count  # tokens that may still come before eos
+        if remaining > WINDOW:
+            return mask
+        key = (core, remaining)
+        cached = self._bounded_masks.get(key)
+        if cached is None:
+            cached = self._in_time(core, mask, remaining)
+            if len(self._bounded_masks) > 500_000:
+                self._bounded_masks.clear()
+            self._bounded_masks[key] = cached
+        return cached
+
+    def advance(self, state: tuple[Core | None, int], token: int) -> tuple[Core | None, int]:
+        core, count = state
+        if core is None:
+            return (None, count + 1)
+        _, following = self._table(core)
+        token = int(token)
+        nxt = following[token] if 0 <= token < len(following) else None
+        return (nxt, count + 1)  # None: an unexpected token switches the constraint off
+
+    # helpers
+
+    def is_complete(self, state: tuple[Core | None, int]) -> bool:
+        core, _ = state
+        return core is not None and step(core, EOS) is not None
+
+    def _table(self, core: Core) -> tuple[np.ndarray, tuple[Core | None, ...]]:
+        table = self._tables.get(core)
+        if table is None:
+            chars = self._chars
+            if core.mode not in _TEXT_MODES:
+                chars = [c if c in _MUSIC_CHARS else None for c in chars]
+            following = tuple(self._live(None if c is None else step(core, c)) for c in chars)
+            mask = np.fromiter((f is not None for f in following), dtype=bool, count=len(following))
+            if self._eos is not None:
+                mask[self._eos] = step(core, EOS) is not None
+            if not mask.any() and self._eos is not None:
+                mask[self._eos] = True  # never leave a sampler without a choice
+            mask.flags.writeable = False
+            if len(self._tables) > 200_000:
+                self._tables.clear()
+            table = (mask, following)
+            self._tables[core] = table
+        return table
+
+    def _live(self, core: Core | None) -> Core | None:
+        """The core, unless it is text (a field value, a chord symbol) this vocabulary can't finish:
+        a vocabulary without `j` can't write `maj7`, so `"Gma` would be a dead end."""
+        if core is None or core.mode not in _TEXT_MODES:
+            return core
+        return core if self.distance(core) < float("inf") else None
+
+    def distance(self, core: Core) -> float:
+        """Tokens needed to reach a state where eos is allowed, on a short canonical path (inf if none)."""
+        path: list[Core] = []
+        current: Core | None = core
+        known = 0.0
+        while current is not None:
+            cached = self._distances.get(current)
+            if cached is not None:
+                known = cached
+                break
+            if step(current, EOS) is not None and self._eos is not None:
+                known = 0.0
+                break
+            path.append(current)
+            if len(path) > 2 * WINDOW:
+                known = float("inf")
+                break
+            current = self._closing_step(current)
+        else:
+            known = float("inf")
+        for offset, visited in enumerate(reversed(path), start=1):
+            self._distances[visited] = known + offset
+        if len(self._distances) > 500_000:
+            self._distances.clear()
+        return self._distances.get(core, known)
+
+    def _closing_step(self, core: Core) -> Core | None:
+        for char in _closing_candidates(core, self._ids):
+            if char == EOS or char in self._ids:
+                following = step(core, char)
+                if following is not None and char != EOS:
+                    return following
+        return None
+
+    def _in_time(self, core: Core, mask: np.ndarray, remaining: int) -> np.ndarray:
+        _, following = self._table(core)
+        in_time = mask.copy()
+        for token in np.flatnonzero(mask):
+            if token == self._eos:
+                continue
+            nxt = following[token]
+            if nxt is None or 1 + self.distance(nxt) > remaining:
+                in_time[token] = False
+        if not in_time.any():
+            return mask  # can't finish in time any more: leave it to the length limit
+        in_time.flags.writeable = False
+        return in_time
