@@ -1,36 +1,149 @@
-"""The Textual application: global bindings and screens."""
+"""The Textual application: the screens (one app mode each), global bindings and the command palette.
+
+The TUI calls the same services as the CLI (the Studio) and never model code: training, sampling and
+importing run as `tui-composer` subprocesses, so TensorFlow never loads into this process.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Header, Static
+import importlib
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import ClassVar
 
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from tui_composer.launcher import Launched
 from tui_composer.studio import Studio
+from tui_composer.tui.runwatch import RunRow
+from tui_composer.tui.screens.base import ComposerScreen
+from tui_composer.tui.screens.corpora import CorporaScreen
+from tui_composer.tui.widgets.nav_bar import SCREENS, NavBar
+from tui_composer.workspace import WorkspaceError
+
+LIVE = ("starting", "training")
+STATE_WATCH_SECONDS = 2.0
+
+
+def _lazy(module: str, name: str) -> Callable[[], Screen]:
+    """A screen imported when first shown: the first paint doesn't wait for screens not yet seen."""
+
+    def make() -> Screen:
+        return getattr(importlib.import_module(f"tui_composer.tui.screens.{module}"), name)()
+
+    return make
 
 
 class ComposerApp(App[None]):
+    """tui-composer's terminal UI over one Studio (a workspace and its plugins)."""
+
     TITLE = "tui-composer"
-    BINDINGS = [("q", "quit", "Quit")]
+    CSS_PATH = "app.tcss"
+    MODES: ClassVar = {
+        "corpora": CorporaScreen,
+        "new": _lazy("new_run", "NewRunScreen"),
+        "runs": _lazy("runs", "RunsScreen"),
+        "samples": _lazy("samples", "SamplesScreen"),
+        "plugins": _lazy("plugins", "PluginsScreen"),
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(key, f"switch_mode('{mode}')", label, show=False) for mode, key, label in SCREENS),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
 
     def __init__(self, studio: Studio) -> None:
-        super().__init__()
         self.studio = studio
+        self.launched: dict[str, Launched] = {}
+        self.training_count = 0
+        self._states: dict[str, str] = {}
+        # Reattach: with a run training, open on Runs; otherwise on Corpora, where a new user starts.
+        self.DEFAULT_MODE = "runs" if self._live_runs() else "corpora"  # type: ignore[misc]
+        super().__init__()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Corpora", classes="heading")
-        yield DataTable(id="corpora", cursor_type="row")
-        yield Static("Plugins", classes="heading")
-        yield DataTable(id="plugins", cursor_type="row")
-        yield Footer()
+    def _live_runs(self) -> list[str]:
+        try:
+            return [r.name for r in self.studio.runs.list() if r.status().get("state") in LIVE]
+        except WorkspaceError:
+            return []
 
     def on_mount(self) -> None:
-        corpora = self.query_one("#corpora", DataTable)
-        corpora.add_columns("name", "kind", "pieces", "licence")
-        for corpus in self.studio.catalogue.list():
-            corpora.add_row(corpus.name, corpus.kind, str(len(corpus.pieces)), corpus.licence)
-        plugins = self.query_one("#plugins", DataTable)
-        plugins.add_columns("plugin", "status", "provides / error")
-        for info in self.studio.host.plugins.values():
-            detail = ", ".join(info.provides) if info.status == "ok" else "; ".join(info.errors[:1])
-            plugins.add_row(info.name, info.status, detail)
+        self.set_interval(STATE_WATCH_SECONDS, self._watch_states)
+        self._watch_states()
+
+    # --- runs started from here --------------------------------------------------------------------
+
+    def track(self, launched: Launched) -> None:
+        """Remember a process we started, to show it before its run folder exists and to reap it."""
+        self.launched[launched.run] = launched
+
+    def launching_rows(self, existing: set[str]) -> list[RunRow]:
+        """Rows for launched trainings whose run folder isn't there yet (or that died before making it)."""
+        rows = []
+        for name, launched in list(self.launched.items()):
+            if name in existing:
+                continue
+            code = launched.exit_code()
+            state = "launching" if code is None else f"failed ({code})"
+            rows.append(RunRow(name, state, 0, None, None, "", "", "", "", False))
+        return rows
+
+    # --- watching states (for the nav line and notifications) -----------------------------------
+
+    @work(thread=True, exclusive=True, group="states")
+    def _watch_states(self) -> None:
+        try:
+            states = {r.name: str(r.status().get("state", "created")) for r in self.studio.runs.list()}
+        except WorkspaceError:
+            return
+        for launched in self.launched.values():
+            launched.exit_code()  # reap finished children
+        self.call_from_thread(self._states_changed, states)
+
+    def _states_changed(self, states: dict[str, str]) -> None:
+        for name, state in states.items():
+            before = self._states.get(name)
+            if before in LIVE and state not in LIVE:
+                severity = "information" if state in ("finished", "stopped", "stopped_early") else "error"
+                self.notify(f"Run {name} is {state}", severity=severity, timeout=8)
+        self._states = states
+        self.training_count = sum(1 for s in states.values() if s in LIVE)
+        for nav in self.screen.query(NavBar):
+            nav.training = self.training_count
+
+    # --- navigation --------------------------------------------------------------------------------
+
+    async def show_run(self, name: str) -> None:
+        await self.switch_mode("runs")
+        self.screen.follow(name)  # type: ignore[attr-defined] - the Runs screen
+
+    async def show_samples(self, run: str) -> None:
+        await self.switch_mode("samples")
+        self.screen.preselect(run)  # type: ignore[attr-defined] - the Samples screen
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every screen and every main action, in the command palette (ctrl+p)."""
+        for mode, key, label in SCREENS:
+            yield SystemCommand(f"{label} screen", f"Show {label} ({key.upper()})", partial(self.switch_mode, mode))
+        yield SystemCommand("Import a corpus", "Import a file or folder of music", self._import_corpus)
+        if isinstance(screen, ComposerScreen):
+            for title, help_text, action in screen.PALETTE:
+                if title != "Import a corpus":
+                    yield SystemCommand(title, help_text, partial(screen.run_action, action))
+        yield from super().get_system_commands(screen)
+
+    async def _import_corpus(self) -> None:
+        await self.switch_mode("corpora")
+        await self.screen.run_action("import_corpus")
+
+    async def action_quit(self) -> None:
+        live = [name for name, state in self._states.items() if state in LIVE]
+        message = None
+        if live:
+            message = (
+                f"Still training in the background: {', '.join(live)}. "
+                "Run tui-composer again to watch, or `tui-composer runs` to list."
+            )
+        self.exit(message=message)

@@ -1,0 +1,42 @@
+"""What every main screen shares: the navigation line on top, the footer, and the Studio."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from tui_composer.studio import Studio
+from tui_composer.tui.widgets.nav_bar import NavBar
+
+if TYPE_CHECKING:
+    from tui_composer.tui.app import ComposerApp
+
+
+class ComposerScreen(Screen[None]):
+    """A main screen (one per app mode). Subclasses compose their body in `compose_body`."""
+
+    MODE: ClassVar[str] = ""
+    # Commands for the palette: (title, help, action name on this screen).
+    PALETTE: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    @property
+    def composer(self) -> ComposerApp:
+        return cast("ComposerApp", self.app)
+
+    @property
+    def studio(self) -> Studio:
+        return self.composer.studio
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(NavBar).training = self.composer.training_count

@@ -1,0 +1,263 @@
+"""Runs: every run with its state; the selected one's live loss chart and progress; stop, resume, delete."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, ProgressBar, Static
+
+from tui_composer.launcher import resume_training, stop_training
+from tui_composer.tui.messages import RunsPolled, TrainingLaunched
+from tui_composer.tui.runwatch import RunDetail, RunRow, RunWatcher, format_duration
+from tui_composer.tui.screens.base import ComposerScreen
+from tui_composer.tui.screens.dialogs import ConfirmDialog
+from tui_composer.tui.widgets.loss_chart import LossChart
+from tui_composer.workspace import WorkspaceError
+
+POLL_SECONDS = 0.5
+LIVE = ("starting", "training")
+
+
+def _loss(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
+
+
+class RunsScreen(ComposerScreen):
+    MODE = "runs"
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("d", "delete", "Delete"),
+        Binding("g", "samples", "Sample"),
+    ]
+    PALETTE = (
+        ("Stop run", "Stop the selected run's training (it checkpoints first)", "stop"),
+        ("Resume run", "Continue the selected run's training from its last checkpoint", "resume"),
+        ("Delete run", "Delete the selected run and its files", "delete"),
+        ("Sample from run", "Open Samples for the selected run", "samples"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watcher: RunWatcher | None = None
+        self.selected = ""
+        self.rows: dict[str, RunRow] = {}
+        self._polling = False
+        self._follow = ""
+
+    def compose_body(self) -> ComposeResult:
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="run-detail"):
+            yield Static("No run selected. Start one from New run (F2).", id="run-title", markup=False)
+            with Horizontal(id="run-progress-line"):
+                yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
+                yield Static("", id="run-eta")
+            yield LossChart(id="loss")
+            yield Static("", id="run-log", markup=False)
+
+    def on_mount(self) -> None:
+        self.watcher = RunWatcher(self.studio.runs)
+        table = self.query_one("#runs", DataTable)
+        # 65 columns of text plus padding: fits 80 without a horizontal scrollbar.
+        table.add_column("run", key="name", width=16)
+        table.add_column("status", key="state", width=11)
+        table.add_column("epoch", key="epoch", width=5)
+        table.add_column("best", key="best", width=6)
+        table.add_column("encoder/model", key="pair", width=15)
+        table.add_column("corpus", key="corpus", width=7)
+        table.add_column("start", key="started", width=5)
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.poll()
+
+    def follow(self, name: str) -> None:
+        """Select `name` as soon as it appears (a run just launched creates its folder a moment later)."""
+        self._follow = name
+        self.selected = name
+        self.poll()
+
+    # --- polling -----------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        if self._polling or not self.is_current:
+            return
+        self._polling = True
+        self._read_runs(self.selected)
+
+    @work(thread=True, group="poll")
+    def _read_runs(self, selected: str) -> None:
+        try:
+            assert self.watcher is not None
+            rows = self.watcher.rows()
+            rows += self.composer.launching_rows({r.name for r in rows})
+            detail = self.watcher.detail(selected) if selected else None
+            self.post_message(RunsPolled(rows, detail))
+        finally:
+            self._polling = False
+
+    def on_runs_polled(self, message: RunsPolled) -> None:
+        table = self.query_one("#runs", DataTable)
+        names = [row.name for row in message.rows]
+        if names != list(self.rows) or len(names) != table.row_count:
+            self._rebuild(table, message.rows)
+        else:
+            for row in message.rows:
+                if row != self.rows[row.name]:
+                    for column, value in self._cells(row).items():
+                        table.update_cell(row.name, column, value)
+        self.rows = {row.name: row for row in message.rows}
+        if self._follow and self._follow in table.rows:
+            table.move_cursor(row=table.get_row_index(self._follow))
+            self._follow = ""
+        if not self.selected and table.row_count:
+            self.selected = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        if message.detail is not None and message.detail.name == self.selected:
+            self._show_detail(message.detail)
+        elif self.selected in self.rows and self.rows[self.selected].state == "launching":
+            self._show_launching(self.rows[self.selected])
+
+    def _cells(self, row: RunRow) -> dict[str, str]:
+        epochs = f"{row.epoch}/{row.epochs}" if row.epochs else str(row.epoch)
+        name = row.name + (" (ro)" if row.read_only else "")
+        return {
+            "name": name,
+            "state": row.state,
+            "epoch": epochs,
+            "best": _loss(row.best_valid_loss),
+            "pair": row.pair,
+            "corpus": row.corpus,
+            "started": row.started,
+        }
+
+    def _rebuild(self, table: DataTable, rows: list[RunRow]) -> None:
+        selected = self.selected
+        table.clear()
+        for row in rows:
+            table.add_row(*self._cells(row).values(), key=row.name)
+        if selected in table.rows:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        name = str(event.row_key.value)
+        if name == self.selected:
+            return
+        self.selected = name
+        row = self.rows.get(name)
+        # Show what is known at once; the chart follows with the next poll (started right away).
+        self.query_one("#run-title", Static).update(f"{name}  {row.state if row else ''}")
+        self.query_one(LossChart).plot((), (), None)
+        self._show_log("")
+        self.call_after_refresh(self.poll)  # the title first, then the files
+
+    def _show_detail(self, detail: RunDetail) -> None:
+        parts = [detail.name, detail.state]
+        if detail.state in LIVE and detail.epochs:
+            parts.append(f"epoch {min(detail.epochs_done + 1, detail.epochs)}/{detail.epochs}")
+            if detail.batches:
+                parts.append(f"batch {detail.batch}/{detail.batches}")
+        elif detail.epochs:
+            parts.append(f"epoch {detail.epochs_done}/{detail.epochs}")
+        if detail.valid:
+            best = min(loss for _, loss in detail.valid)
+            bits = f" ({detail.valid_bits:.2f} bits)" if detail.valid_bits is not None else ""
+            parts.append(f"best val {best:.3f}{bits}")
+        self.query_one("#run-title", Static).update("  ".join(parts))
+        self.query_one("#run-progress", ProgressBar).update(progress=detail.fraction)
+        eta = f"ETA {format_duration(detail.eta_seconds)}" if detail.eta_seconds is not None else ""
+        self.query_one("#run-eta", Static).update(eta)
+        self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs)
+        hint = ""
+        if detail.state == "interrupted":
+            hint = "Its process is gone: press r to resume from the last checkpoint."
+        elif detail.state == "stopped":
+            hint = "Stopped: press r to resume."
+        elif detail.state == "failed":
+            hint = "Failed:"
+        # The trainer's own message, unless it only repeats the hint (e.g. "stopped; resume with --resume").
+        message = detail.message if detail.state not in ("training", "stopped") else ""
+        lines = [hint, message, detail.error, detail.log]
+        self._show_log("\n".join(line for line in lines if line))
+
+    def _show_log(self, text: str) -> None:
+        log = self.query_one("#run-log", Static)
+        log.update(text)
+        log.set_class(bool(text), "-shown")
+
+    def _show_launching(self, row: RunRow) -> None:
+        self.query_one("#run-title", Static).update(f"{row.name}  {row.state}…")
+        launched = self.composer.launched.get(row.name)
+        if launched is not None:
+            self._show_log(launched.log_tail())
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def _selected_run(self) -> str | None:
+        if not self.selected or self.selected not in self.rows:
+            self.notify("Select a run first", severity="warning")
+            return None
+        return self.selected
+
+    def action_stop(self) -> None:
+        name = self._selected_run()
+        if name is None:
+            return
+        try:
+            pid = stop_training(self.studio.runs.get(name))
+        except WorkspaceError as error:
+            self.notify(str(error), severity="warning")
+            return
+        self.notify(f"Asked {name} (pid {pid}) to stop; it saves a checkpoint first.")
+
+    def action_resume(self) -> None:
+        name = self._selected_run()
+        if name is None:
+            return
+        try:
+            launched = resume_training(self.studio.workspace, self.studio.runs.get(name))
+        except (WorkspaceError, OSError) as error:
+            self.notify(str(error), severity="warning")
+            return
+        self.composer.track(launched)
+        self.post_message(TrainingLaunched(name, launched.pid))
+
+    def on_training_launched(self, message: TrainingLaunched) -> None:
+        self.notify(f"Resuming {message.run} (pid {message.pid})")
+        self.poll()
+
+    def action_delete(self) -> None:
+        name = self._selected_run()
+        if name is None:
+            return
+        row = self.rows[name]
+        if row.read_only:
+            self.notify(f"{name} ships with tui-composer and can't be deleted", severity="warning")
+            return
+        if row.state in LIVE:
+            self.notify(f"{name} is training; stop it (s) before deleting it", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.studio.runs.delete(name)
+            except WorkspaceError as error:
+                self.notify(str(error), severity="error")
+                return
+            if self.watcher is not None:
+                self.watcher.forget(name)
+            self.selected = ""
+            self.notify(f"Deleted {name}")
+            self.poll()
+
+        self.app.push_screen(ConfirmDialog(f"Delete run {name} and all its files?", "Delete"), answered)
+
+    async def action_samples(self) -> None:
+        name = self._selected_run()
+        if name is not None:
+            await self.composer.show_samples(name)

@@ -1,0 +1,1 @@
+"""The TUI's own widgets: piano roll, loss chart, hyperparameter form, path input, navigation line."""
