@@ -1,0 +1,51 @@
+"""Copy a trained run into tui_composer/pretrained/ as a read-only run that ships with the package.
+
+Kept: config.json, encoder.json, status.json, metrics.jsonl and model.keras re-saved without the
+optimizer state (a third of the size); left out: checkpoints and samples. The shipped default was made
+with (see tui_composer/pretrained/oneills-default/README.md):
+
+    tui-composer train --corpus oneills --encoder abc --model char-lstm --set streams=32 \\
+        --epochs 10 --patience 3 --seed 1 --name oneills-default
+    .venv/bin/python benchmarks/ship_pretrained.py oneills-default
+
+Run from the repository root: .venv/bin/python benchmarks/ship_pretrained.py RUN [--as NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from tui_composer.training import quiet_tensorflow
+
+quiet_tensorflow()
+
+import keras  # noqa: E402
+
+from tui_composer.runs import BUNDLED_RUNS  # noqa: E402
+from tui_composer.studio import Studio  # noqa: E402
+
+KEPT = ("config.json", "encoder.json", "status.json", "metrics.jsonl")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--as", dest="name", help="name of the shipped run (default: the run's)")
+    args = parser.parse_args()
+    studio = Studio()
+    run = studio.runs.get(args.run)
+    studio.registry.models[run.config["model"]].model_class()  # registers the model's Keras classes
+    target = BUNDLED_RUNS / (args.name or run.name)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in KEPT:
+        shutil.copyfile(run.path / name, target / name)
+    # Loading without compiling leaves the optimizer out; saving then writes the weights alone.
+    network = keras.saving.load_model(run.model_path, safe_mode=True, compile=False)
+    network.save(target / "model.keras")
+    total = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+    print(f"shipped {run.name} as {target} ({total / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,554 @@
+"""The `char-lstm` model: Keras 3 on TensorFlow.
+
+Network: Embedding (tokens) or a Dense input projection (frames) -> N x [stateful LSTM -> Dropout] ->
+TimeDistributed Dense -> softmax over the vocabulary (tokens) or a sigmoid per feature (frames, binary
+cross-entropy).
+
+Training concatenates the pieces into one stream and cuts it into `streams` contiguous rows; batch b
+holds steps [b * steps, (b + 1) * steps) of every row, so each batch continues the last one and the
+stateful LSTMs carry the context across batches. States are reset at the start of each epoch; nothing
+is shuffled across the stream axis (only the order of pieces, before cutting, changes per epoch).
+
+Sampling does not call the Keras layers one character at a time: it reads their weights into one
+TensorFlow graph whose `tf.while_loop` runs the recurrent step for a whole batch of tunes, with the
+embedding folded into the first layer's input kernel. Constrained sampling (a `TokenConstraint`) runs
+the same compiled step from a Python loop, since its masks come from Python.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+# Keras picks its backend when imported; this model is written for TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tui_composer_plugins.char_lstm import PARAMS
+
+from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest, TokenConstraint
+
+SERIAL_PACKAGE = "tui_composer_char_lstm"
+
+
+def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema's defaults overlaid with `params` (the host passes resolved values; tests may not)."""
+    return {p.name: p.default for p in PARAMS} | dict(params)
+
+
+# --- the recurrent layer ------------------------------------------------------------------------------
+
+
+def _gpu_visible() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+@keras.saving.register_keras_serializable(package=SERIAL_PACKAGE)
+class HoistedLSTM(keras.layers.LSTM):
+    """`keras.layers.LSTM` whose CPU path multiplies all time steps' inputs by the input kernel at once.
+
+    Keras's generic loop computes `x_t @ kernel` inside the recurrence, one small matmul per step; here it
+    is one large matmul before the loop, which leaves only `h @ recurrent_kernel` per step (about twice as
+    fast on CPU at 16 streams). Where the parent would use cuDNN (a GPU is visible), or for features this
+    path does not handle (masks, going backwards, dropout inside the layer), the parent's code runs.
+    """
+
+    def _can_hoist(self, mask: Any) -> bool:
+        cell = self.cell
+        return (
+            mask is None
+            and not self.go_backwards
+            and not self.unroll
+            and cell.dropout == 0
+            and cell.recurrent_dropout == 0
+            and cell.use_bias
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not _gpu_visible()
+        )
+
+    def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False) -> Any:
+        if not self._can_hoist(mask):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        h0, c0 = initial_state
+        time_major = tf.transpose(sequences, [1, 0, 2])
+        shape = tf.shape(time_major)
+        flat = tf.reshape(time_major, [-1, sequences.shape[-1]])
+        projected = tf.reshape(tf.matmul(flat, cell.kernel) + cell.bias, [shape[0], shape[1], 4 * cell.units])
+        recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
+
+        def step(carry: tuple[Any, Any], z_input: Any) -> tuple[Any, Any]:
+            h, c = carry
+            z = z_input + tf.matmul(h, recurrent_kernel)
+            i, f, g, o = tf.split(z, 4, axis=1)  # Keras's gate order
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        # tf.scan's automatic gradient measured faster on CPU than a hand-written backward loop.
+        hs, cs = tf.scan(step, projected, initializer=(h0, c0))
+        outputs = tf.transpose(hs, [1, 0, 2])
+        # Keras's TimeDistributed miscounts the steps of an output whose length is not static.
+        outputs.set_shape([sequences.shape[0], sequences.shape[1], cell.units])
+        return hs[-1], outputs, [hs[-1], cs[-1]]
+
+
+# --- contiguous streams -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamBatches:
+    """The corpus as one stream cut into contiguous rows, in batches that continue each other.
+
+    Row r covers stream positions [r * row_length, (r + 1) * row_length); batch b, row r holds
+    positions r * row_length + b * steps + [0, steps). Targets are the inputs shifted by one position.
+    `weights` is 0 where a row ran out (padding), 1 elsewhere.
+    """
+
+    inputs: np.ndarray  # (batches, streams, steps) ids or (batches, streams, steps, features)
+    targets: np.ndarray
+    weights: np.ndarray  # (batches, streams, steps) float32
+    row_length: int
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def transitions(self) -> int:
+        return int(self.weights.sum())
+
+
+def stream_batches(sequences: Sequence[np.ndarray], streams: int, steps: int) -> StreamBatches:
+    """Cut the concatenated sequences into `streams` contiguous rows of batches of `steps` positions."""
+    nonempty = [np.asarray(s) for s in sequences if len(s)]
+    if not nonempty:
+        empty = np.zeros((0, streams, steps), np.float32)
+        return StreamBatches(empty.astype(np.int32), empty.astype(np.int32), empty, 0)
+    stream = np.concatenate(nonempty, axis=0)
+    n = len(stream)
+    transitions = max(n - 1, 0)
+    row_length = max(1, math.ceil(transitions / streams))
+    batches = math.ceil(row_length / steps) if transitions else 0
+    offsets = np.arange(batches * steps)
+    positions = np.arange(streams)[:, None] * row_length + offsets[None, :]  # (streams, batches * steps)
+    valid = (offsets[None, :] < row_length) & (positions + 1 < n)
+    inputs = stream[np.minimum(positions, n - 1)]
+    targets = stream[np.minimum(positions + 1, n - 1)]
+    mask = valid.reshape(valid.shape + (1,) * (stream.ndim - 1))
+    inputs = np.where(mask, inputs, 0).astype(stream.dtype)
+    targets = np.where(mask, targets, 0).astype(stream.dtype)
+
+    def batched(array: np.ndarray) -> np.ndarray:
+        shaped = array.reshape((streams, batches, steps, *array.shape[2:]))
+        return np.ascontiguousarray(np.swapaxes(shaped, 0, 1))
+
+    return StreamBatches(batched(inputs), batched(targets), batched(valid.astype(np.float32)), row_length)
+
+
+# --- the network -----------------------------------------------------------------------------------------
+
+
+def build_network(params: Mapping[str, Any], data: DataSpec) -> keras.Model:
+    """The training network: fixed batch of `streams` rows (stateful layers need it), any length."""
+    streams = params["streams"]
+    if data.kind == "tokens":
+        inputs = keras.Input(batch_shape=(streams, None), dtype="int32", name="tokens")
+        x = keras.layers.Embedding(data.size, params["embedding"], name="embedding")(inputs)
+    else:
+        inputs = keras.Input(batch_shape=(streams, None, data.size), dtype="float32", name="frames")
+        x = keras.layers.Dense(params["embedding"], name="projection")(inputs)
+    for index in range(params["layers"]):
+        x = HoistedLSTM(params["units"], return_sequences=True, stateful=True, name=f"lstm_{index + 1}")(x)
+        x = keras.layers.Dropout(params["dropout"], name=f"dropout_{index + 1}")(x)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(data.size), name="output")(x)
+    activation = "softmax" if data.kind == "tokens" else "sigmoid"
+    outputs = keras.layers.Activation(activation, dtype="float32", name=activation)(x)
+    return keras.Model(inputs, outputs, name="char_lstm")
+
+
+def compile_network(network: keras.Model, params: Mapping[str, Any], data: DataSpec) -> None:
+    # Padding positions carry weight 0, so the mean is over the real positions only.
+    reduction = "mean_with_sample_weight"
+    if data.kind == "tokens":
+        loss: keras.losses.Loss = keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
+    else:
+        loss = keras.losses.BinaryCrossentropy(reduction=reduction)
+    optimizer = keras.optimizers.Adam(learning_rate=params["learning_rate"], clipnorm=params["clipnorm"] or None)
+    network.compile(optimizer=optimizer, loss=loss, jit_compile=bool(params["jit_compile"]))
+
+
+# --- the model -----------------------------------------------------------------------------------------------
+
+
+class CharLSTM(Model):
+    """A stateful LSTM stack over contiguous streams; any encoder (tokens or frames)."""
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        data: DataSpec,
+        strategy: Any = None,
+        *,
+        network: keras.Model | None = None,
+    ) -> None:
+        super().__init__(with_defaults(params), data, strategy)
+        # Issue 8's strategies build and compile inside their scope; None is the default device.
+        with self._scope():
+            if network is None:
+                network = build_network(self.params, data)
+            if not network.compiled:
+                compile_network(network, self.params, data)
+        self.network = network
+        self._sampler: _Sampler | None = None
+
+    def _scope(self) -> Any:
+        return self.strategy.scope() if self.strategy is not None else nullcontext()
+
+    def reset_states(self) -> None:
+        for layer in self.network.layers:
+            if isinstance(layer, keras.layers.RNN):
+                layer.reset_state()
+
+    # --- training ---------------------------------------------------------------------------------------
+
+    def batches(self, sequences: Sequence[np.ndarray], *, shuffle: bool) -> StreamBatches:
+        """The epoch's batches; with `shuffle`, the pieces' order comes from NumPy's global generator,
+        which the host seeds each epoch (so a resumed run cuts the same streams)."""
+        if shuffle and len(sequences) > 1:
+            sequences = [sequences[i] for i in np.random.permutation(len(sequences))]
+        return stream_batches(sequences, self.params["streams"], self.params["steps"])
+
+    def _batch(self, batches: StreamBatches, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, y = batches.inputs[index], batches.targets[index]
+        if self.data.kind == "frames":
+            x, y = x.astype(np.float32), y.astype(np.float32)
+        return x, y, batches.weights[index]
+
+    def reseed_dropout(self) -> None:
+        """Restart the dropout layers' random streams from NumPy's global generator.
+
+        Keras does not save their state in a `.keras` file; drawing it from the generator the host
+        seeds each epoch makes a resumed epoch drop the same units as the uninterrupted one.
+        """
+        for layer in self.network.layers:
+            generator = getattr(layer, "seed_generator", None)
+            if generator is not None:
+                start = np.array([np.random.randint(2**31 - 1), 0])
+                generator.state.assign(start.astype(generator.state.dtype))
+
+    def train_epoch(self, sequences: Sequence[np.ndarray], epoch: int, progress: EpochProgress) -> float:
+        self._sampler = None  # the weights change
+        batches = self.batches(sequences, shuffle=self.params["shuffle"])
+        self.reseed_dropout()
+        self.reset_states()
+        total_loss = total_weight = 0.0
+        for index in range(len(batches)):
+            if progress.stop_requested():
+                break
+            x, y, w = self._batch(batches, index)
+            loss = float(self.network.train_on_batch(x, y, sample_weight=w))
+            weight = float(w.sum())
+            total_loss += loss * weight
+            total_weight += weight
+            progress.on_batch(index + 1, len(batches), total_loss / max(total_weight, 1.0))
+        return total_loss / total_weight if total_weight else math.nan
+
+    def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
+        batches = self.batches(sequences, shuffle=False)
+        self.reset_states()
+        total_loss = total_weight = 0.0
+        for index in range(len(batches)):
+            x, y, w = self._batch(batches, index)
+            loss = float(self.network.test_on_batch(x, y, sample_weight=w))
+            total_loss += loss * float(w.sum())
+            total_weight += float(w.sum())
+        self.reset_states()
+        if not total_weight:
+            return Evaluation(loss=math.nan, bits=math.nan)
+        loss = total_loss / total_weight
+        # Binary cross-entropy is a mean over the features; a frame's bits are their sum.
+        per_item = loss if self.data.kind == "tokens" else loss * self.data.size
+        return Evaluation(loss=loss, bits=per_item / math.log(2))
+
+    # --- files --------------------------------------------------------------------------------------------
+
+    def save(self, path: Path, *, include_optimizer: bool = True) -> None:
+        """Write a `.keras` file; without the optimizer it is a third of the size (for shipping)."""
+        if include_optimizer:
+            self.network.save(path)
+            return
+        bare = build_network(self.params, self.data)
+        bare.set_weights(self.network.get_weights())
+        bare.save(path)
+
+    @classmethod
+    def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> CharLSTM:
+        scope = strategy.scope() if strategy is not None else nullcontext()
+        with scope:
+            network = keras.saving.load_model(path, safe_mode=True)
+        return cls(params, data, strategy, network=network)
+
+    # --- sampling -----------------------------------------------------------------------------------------
+
+    def sample(self, request: SampleRequest) -> list[np.ndarray]:
+        if self._sampler is None:
+            self._sampler = _Sampler(self.network, self.data)
+        if request.constraint is not None and self.data.kind == "tokens":
+            return self._sampler.constrained(request, request.constraint)
+        return self._sampler.run(request)
+
+
+# --- the sampler -------------------------------------------------------------------------------------------
+
+
+def _gates_last(matrix: np.ndarray, units: int) -> np.ndarray:
+    """Keras's gate columns i, f, g, o reordered to i, f, o, g: one sigmoid over the first three."""
+    i, f, g, o = np.split(matrix, 4, axis=-1)
+    return np.concatenate([i, f, o, g], axis=-1)
+
+
+class _Sampler:
+    """The network's weights in one TensorFlow graph: an LSTM step for a batch of tunes, in a loop.
+
+    Each layer is a single matmul of [input, h] with its stacked kernels (gates reordered so that one
+    sigmoid covers three of them); the first layer's input side is a table: the embedding (or input
+    projection) times the input kernel, computed once. The loop runs as a `tf.while_loop` in a
+    `tf.function` (a TensorFlow graph: on CPU, XLA measured several times slower for this loop).
+    """
+
+    def __init__(self, network: keras.Model, data: DataSpec) -> None:
+        self.data = data
+        lstms = [layer for layer in network.layers if isinstance(layer, keras.layers.LSTM)]
+        self.units = [layer.cell.units for layer in lstms]
+        first = lstms[0].cell
+        kernel = first.kernel.numpy()
+        if data.kind == "tokens":
+            table = network.get_layer("embedding").embeddings.numpy() @ kernel
+            first_bias = first.bias.numpy()
+        else:
+            projection = network.get_layer("projection")
+            table = projection.kernel.numpy() @ kernel
+            first_bias = projection.bias.numpy() @ kernel + first.bias.numpy()
+        units = self.units[0]
+        self.table = tf.constant(_gates_last(table, units))
+        self.first_recurrent = tf.constant(_gates_last(first.recurrent_kernel.numpy(), units))
+        self.first_bias = tf.constant(_gates_last(first_bias, units))
+        self.stacked = []
+        self.biases = []
+        for layer in lstms[1:]:
+            cell = layer.cell
+            stacked = np.concatenate([cell.kernel.numpy(), cell.recurrent_kernel.numpy()], axis=0)
+            self.stacked.append(tf.constant(_gates_last(stacked, cell.units)))
+            self.biases.append(tf.constant(_gates_last(cell.bias.numpy(), cell.units)))
+        dense = network.get_layer("output").layer
+        self.out_kernel = tf.constant(dense.kernel.numpy())
+        self.out_bias = tf.constant(dense.bias.numpy())
+        if data.kind == "tokens":
+            banned = np.zeros(data.size, bool)
+            if data.bos is not None:
+                banned[data.bos] = True  # a tune never restarts inside itself
+            self.banned_ids = banned
+            self.ban_bias = tf.constant(np.where(banned, -np.inf, 0.0).astype(np.float32))
+            input_spec = tf.TensorSpec([None], tf.int32)
+        else:
+            input_spec = tf.TensorSpec([None, data.size], tf.float32)
+        state_specs = [tf.TensorSpec([None, u], tf.float32) for u in self.units]
+        signature = [
+            input_spec,  # start: one input per tune
+            input_spec,  # primer (padded with one unused item, so it is never empty)
+            tf.TensorSpec([], tf.int32),  # primer length
+            tf.TensorSpec([], tf.int32),  # max length
+            tf.TensorSpec([], tf.int64),  # seed
+            tf.TensorSpec([], tf.float32),  # temperature
+            tf.TensorSpec([], tf.int32),  # top k
+        ]
+        # Two graphs: the top-k filter costs a sort per step, so it is only in the one that uses it.
+        self._loops = {
+            filtered: tf.function(partial(self._loop_graph, filtered=filtered), input_signature=signature)
+            for filtered in (False, True)
+        }
+        self._step = tf.function(self._step_graph, input_signature=[input_spec, state_specs, state_specs])
+
+    # --- graph pieces ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _cell(z: Any, c: Any, units: int) -> tuple[Any, Any]:
+        gates = tf.sigmoid(z[:, : 3 * units])
+        c = gates[:, units : 2 * units] * c + gates[:, :units] * tf.tanh(z[:, 3 * units :])
+        return gates[:, 2 * units :] * tf.tanh(c), c
+
+    def _step_graph(self, x: Any, hs: list[Any], cs: list[Any]) -> tuple[Any, list[Any], list[Any]]:
+        """One step for a batch: inputs (ids or frames) and states -> output logits and new states."""
+        z_input = tf.gather(self.table, x) if self.data.kind == "tokens" else tf.matmul(x, self.table)
+        z = z_input + tf.matmul(hs[0], self.first_recurrent) + self.first_bias
+        h, c = self._cell(z, cs[0], self.units[0])
+        new_hs, new_cs = [h], [c]
+        for index, (stacked, bias) in enumerate(zip(self.stacked, self.biases, strict=True), start=1):
+            z = tf.matmul(tf.concat([h, hs[index]], axis=1), stacked) + bias
+            h, c = self._cell(z, cs[index], self.units[index])
+            new_hs.append(h)
+            new_cs.append(c)
+        return tf.matmul(h, self.out_kernel) + self.out_bias, new_hs, new_cs
+
+    def _draw(self, logits: Any, seed: Any, t: Any, temperature: Any, top_k: Any, filtered: bool) -> Any:
+        """The next ids (tokens) or frames for a batch, from the output logits at step t."""
+        k = tf.minimum(tf.maximum(top_k, 1), self.data.size)
+        step_seed = tf.stack([seed, tf.cast(t, tf.int64)])
+        if self.data.kind == "tokens":
+            logits = logits / temperature + self.ban_bias
+            if filtered:
+                kth = tf.math.top_k(logits, k).values[:, -1:]
+                logits = tf.where(logits < kth, tf.constant(-np.inf, tf.float32), logits)
+            return tf.random.stateless_categorical(logits, 1, seed=step_seed, dtype=tf.int32)[:, 0]
+        # Frames: an independent Bernoulli per feature; top-k keeps the k likeliest features on.
+        probabilities = tf.sigmoid(logits / temperature)
+        if filtered:
+            kth = tf.math.top_k(probabilities, k).values[:, -1:]
+            probabilities = tf.where(probabilities < kth, 0.0, probabilities)
+        uniform = tf.random.stateless_uniform(tf.shape(probabilities), seed=step_seed)
+        return tf.cast(uniform < probabilities, tf.float32)
+
+    def _loop_graph(
+        self,
+        start: Any,
+        primer: Any,
+        primer_length: Any,
+        max_length: Any,
+        seed: Any,
+        temperature: Any,
+        top_k: Any,
+        *,
+        filtered: bool,
+    ) -> tuple[Any, Any]:
+        n = tf.shape(start)[0]
+        hs = [tf.zeros([n, u]) for u in self.units]
+        cs = [tf.zeros([n, u]) for u in self.units]
+        eos = self.data.eos if self.data.kind == "tokens" and self.data.eos is not None else None
+        written = tf.TensorArray(start.dtype, size=max_length, element_shape=start.shape)
+
+        def body(t: Any, x: Any, hs: list[Any], cs: list[Any], written: Any, done: Any) -> tuple[Any, ...]:
+            logits, hs, cs = self._step_graph(x, hs, cs)
+            drawn = self._draw(logits, seed, t, temperature, top_k, filtered)
+            forced = tf.broadcast_to(primer[tf.minimum(t, primer_length - 1)], tf.shape(drawn))
+            nxt = tf.where(t < primer_length, forced, drawn)
+            if eos is not None:
+                nxt = tf.where(done, eos, nxt)  # a finished tune only pads
+                done = done | tf.equal(nxt, eos)
+            return t + 1, nxt, hs, cs, written.write(t, nxt), done
+
+        def cond(t: Any, x: Any, hs: list[Any], cs: list[Any], written: Any, done: Any) -> Any:
+            return (t < max_length) & ~tf.reduce_all(done)
+
+        start_state = (tf.constant(0), start, hs, cs, written, tf.zeros([n], tf.bool))
+        t, _, _, _, written, _ = tf.while_loop(cond, body, start_state)
+        return written.stack()[:t], t
+
+    # --- entry points ----------------------------------------------------------------------------------
+
+    def _start(self, n: int) -> np.ndarray:
+        if self.data.kind == "frames":
+            return np.zeros((n, self.data.size), np.float32)  # silence before the first frame
+        # In the training stream a tune follows bos, or the previous tune's eos.
+        start = self.data.bos if self.data.bos is not None else (self.data.eos or 0)
+        return np.full(n, start, np.int32)
+
+    def _primer(self, request: SampleRequest) -> np.ndarray:
+        dtype = np.int32 if self.data.kind == "tokens" else np.float32
+        if request.primer is None:
+            primer = np.zeros((0, *self._start(1).shape[1:]), dtype)
+        else:
+            primer = np.asarray(request.primer, dtype)
+        expected = 1 if self.data.kind == "tokens" else 2
+        if primer.ndim != expected or (expected == 2 and primer.shape[1] != self.data.size):
+            raise ValueError(f"primer of shape {primer.shape} does not fit this model's {self.data.kind}")
+        return primer
+
+    def run(self, request: SampleRequest) -> list[np.ndarray]:
+        """`request.n` tunes in one batch through the compiled loop."""
+        primer = self._primer(request)
+        padded = np.concatenate([primer, np.zeros((1, *primer.shape[1:]), primer.dtype)])
+        written, _ = self._loops[request.top_k > 0](
+            tf.constant(self._start(request.n)),
+            tf.constant(padded),
+            tf.constant(len(primer), tf.int32),
+            tf.constant(max(request.max_length, len(primer)), tf.int32),
+            tf.constant(request.seed, tf.int64),
+            tf.constant(max(request.temperature, 1e-4), tf.float32),
+            tf.constant(request.top_k, tf.int32),
+        )
+        written = np.swapaxes(written.numpy(), 0, 1)  # (n, steps[, features])
+        if self.data.kind == "frames":
+            return [tune.astype(np.uint8) for tune in written]
+        return [self._until_eos(tune) for tune in written]
+
+    def _until_eos(self, tune: np.ndarray) -> np.ndarray:
+        if self.data.eos is None:
+            return tune
+        ends = np.flatnonzero(tune == self.data.eos)
+        return tune[: ends[0]] if len(ends) else tune
+
+    def constrained(self, request: SampleRequest, constraint: TokenConstraint) -> list[np.ndarray]:
+        """Token sampling where the constraint masks each step: the compiled step in a Python loop."""
+        primer = self._primer(request)
+        rng = np.random.default_rng(request.seed)
+        n = request.n
+        hs = [tf.zeros([n, u]) for u in self.units]
+        cs = [tf.zeros([n, u]) for u in self.units]
+        x = self._start(n)
+        states = [constraint.start() for _ in range(n)]
+        tunes: list[list[int]] = [[] for _ in range(n)]
+        done = np.zeros(n, bool)
+        eos = self.data.eos
+        for t in range(max(request.max_length, len(primer))):
+            logits, hs, cs = self._step(tf.constant(x), hs, cs)
+            if t < len(primer):
+                nxt = np.full(n, primer[t], np.int32)
+            else:
+                scores = logits.numpy()
+                nxt = np.array(
+                    [
+                        eos if done[i] else self._constrained_draw(scores[i], constraint, states[i], request, rng)
+                        for i in range(n)
+                    ],
+                    np.int32,
+                )
+            for i in range(n):
+                if done[i]:
+                    continue
+                if eos is not None and nxt[i] == eos:
+                    done[i] = True
+                    continue
+                tunes[i].append(int(nxt[i]))
+                states[i] = constraint.advance(states[i], int(nxt[i]))
+            if done.all():
+                break
+            x = nxt
+        return [np.asarray(tune, np.int32) for tune in tunes]
+
+    def _constrained_draw(
+        self,
+        logits: np.ndarray,
+        constraint: TokenConstraint,
+        state: Any,
+        request: SampleRequest,
+        rng: np.random.Generator,
+    ) -> int:
+        allowed = np.asarray(constraint.allowed(state), bool) & ~self.banned_ids
+        if not allowed.any():
+            # Nothing can follow: end the tune if the vocabulary has an end, else take the likeliest.
+            return int(self.data.eos) if self.data.eos is not None else int(np.argmax(logits))
+        scaled = np.where(allowed, logits / max(request.temperature, 1e-4), -np.inf)
+        if request.top_k > 0:
+            kth = np.sort(scaled)[-min(request.top_k, len(scaled))]
+            scaled = np.where(scaled < kth, -np.inf, scaled)
+        probabilities = np.exp(scaled - scaled.max())
+        probabilities /= probabilities.sum()
+        return int(rng.choice(len(probabilities), p=probabilities))

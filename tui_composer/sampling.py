@@ -1,0 +1,268 @@
+"""The sampling service: new pieces from a trained run, written as ABC and MIDI.
+
+`sample_run` loads the run's encoder state and best model, asks the model for `n` sequences in one
+request, and turns each into ABC text (`encoder.to_abc`) and MIDI (`export.score_to_midi`), writing
+`NNN.abc` and `NNN.mid` into the output folder (numbers continue after the files already there). A
+sample that can't be converted is kept as text with the reason (`NNN.abc` without MIDI, or `NNN.txt`)
+and never stops the others.
+
+The primer is ABC text, whatever the encoder:
+
+- an encoder whose vocabulary is characters (`abc`) continues the text itself, character by character,
+  as the model saw tunes in training (an `X:1` line is put first when the primer has none);
+- any other encoder reads the primer as a tune (it must hold notes: for example `M:6/8\\nK:G\\nGAB cBA|`)
+  and the model continues its encoding (ids without the end-of-tune token, or frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tui_composer.contract import DataSpec, EncodeError, Encoder, Piece, SampleRequest, Vocabulary
+from tui_composer.export import bounded
+from tui_composer.runs import Run
+from tui_composer.training import encoder_spec, load_encoder, model_spec, quiet_tensorflow
+from tui_composer.workspace import WorkspaceError, read_json
+
+if TYPE_CHECKING:
+    from tui_composer.studio import Studio
+
+CONVERT_TIMEOUT = 30.0
+SAMPLES_FOLDER = "samples"
+
+
+class SamplingError(Exception):
+    """A sampling that can't run; the message names the run or the option and what to do."""
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """What `tui-composer sample` asks for."""
+
+    n: int = 10
+    temperature: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+    max_length: int = 1000
+    primer: str | None = None  # ABC text
+    out: Path | None = None
+    constrain: bool = True  # mask each step with the encoder's TokenConstraint, if it offers one
+
+
+@dataclass
+class Sample:
+    """One generated piece and where it was written; `error` says why a conversion failed."""
+
+    number: int
+    length: int  # tokens or frames
+    abc: str | None = None
+    abc_path: Path | None = None
+    midi_path: Path | None = None
+    text_path: Path | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "length": self.length,
+            "ok": self.ok,
+            "abc": self.abc,
+            "abc_path": str(self.abc_path) if self.abc_path else None,
+            "midi_path": str(self.midi_path) if self.midi_path else None,
+            "text_path": str(self.text_path) if self.text_path else None,
+            "error": self.error,
+        }
+
+
+def output_folder(studio: Studio, run: Run, out: Path | None) -> Path:
+    """--out, else the run's samples folder, else (read-only runs) the workspace's samples/RUN."""
+    if out is not None:
+        return Path(out).expanduser()
+    if run.read_only:
+        return studio.workspace.root / SAMPLES_FOLDER / run.name
+    return run.samples_dir
+
+
+def next_number(folder: Path) -> int:
+    """The first sample number after those already in the folder, so earlier samples are kept."""
+    numbers = [int(p.stem) for p in folder.glob("*.*") if p.stem.isdigit()]
+    return max(numbers, default=0) + 1
+
+
+# --- primers -----------------------------------------------------------------------------------------------
+
+
+def character_vocabulary(encoder: Encoder) -> Vocabulary | None:
+    """The encoder's vocabulary when its symbols are single characters (the `abc` encoder's is)."""
+    vocabulary = getattr(encoder, "vocabulary", None)
+    if not isinstance(vocabulary, Vocabulary):
+        return None
+    symbols = [s for s in vocabulary.symbols if s not in Vocabulary.SPECIALS]
+    return vocabulary if symbols and all(len(s) == 1 for s in symbols) else None
+
+
+def encode_primer(encoder: Encoder, data: DataSpec, text: str) -> np.ndarray:
+    """The primer as model input (see the module docstring); SamplingError says what is wrong with it."""
+    vocabulary = character_vocabulary(encoder) if data.kind == "tokens" else None
+    if vocabulary is not None:
+        if not text.startswith("X:"):
+            text = "X:1\n" + text  # every tune the model saw began with its X: line
+        unknown = sorted({c for c in text if vocabulary.id(c) == vocabulary.unk})
+        if unknown:
+            raise SamplingError(
+                f"the primer holds characters the model never saw: {', '.join(repr(c) for c in unknown)}"
+            )
+        return np.asarray([vocabulary.id(c) for c in text], np.int32)
+    piece = Piece(key="primer", title="primer", format="abc", path=Path("primer.abc"), text=_as_tune(text))
+    try:
+        array = np.asarray(encoder.encode(encoder.read(piece)))
+    except (EncodeError, ValueError) as error:
+        raise SamplingError(f"the primer is not a tune this run's encoder can read: {error}") from None
+    if data.kind == "tokens":
+        ids = list(array)
+        if ids and ids[0] == data.bos:
+            ids = ids[1:]  # the model starts every sample with bos itself
+        if ids and ids[-1] == data.eos:
+            ids = ids[:-1]  # the primer goes on
+        array = np.asarray(ids, np.int32)
+    return array
+
+
+def _as_tune(text: str) -> str:
+    return text if text.startswith("X:") else "X:1\n" + text
+
+
+# --- sampling --------------------------------------------------------------------------------------------------
+
+
+def load_model(studio: Studio, run: Run) -> tuple[Encoder, DataSpec, Any]:
+    """The run's fitted encoder, its DataSpec and its best model."""
+    config = run.config
+    try:
+        enc_spec = encoder_spec(studio, config["encoder"])
+        mod_spec = model_spec(studio, config["model"])
+    except Exception as error:  # noqa: BLE001 - TrainingError: a plugin that is not installed
+        raise SamplingError(f"run {run.name!r} needs a plugin that is not installed: {error}") from None
+    if not run.model_path.is_file():
+        raise SamplingError(
+            f"run {run.name!r} has no model yet: it writes model.keras after its first epoch "
+            f"(state: {run.status().get('state', 'created')})"
+        )
+    encoder = load_encoder(run, enc_spec, config["encoder_params"])
+    saved = read_json(run.encoder_path) or {}
+    data = DataSpec.from_json(saved["data"]) if "data" in saved else encoder.data_spec()
+    quiet_tensorflow()
+    model = mod_spec.model_class().load(run.model_path, config["model_params"], data)
+    return encoder, data, model
+
+
+def sampling_constraint(encoder: Encoder, options: SampleOptions) -> Any:
+    """The encoder's TokenConstraint when constraining is on and the encoder offers one, else None.
+
+    A constraint may also offer `bounded(max_length)` (the `abc` grammar does): one that steers every
+    sequence to a complete piece within the length budget, so the length limit never cuts a tune.
+    """
+    if not options.constrain:
+        return None
+    constraint = encoder.constraint()
+    bounded_to = getattr(constraint, "bounded", None)
+    if callable(bounded_to):
+        constraint = bounded_to(options.max_length)
+    return constraint
+
+
+def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sample]:
+    """Generate, convert and write `options.n` samples of a run; one failed conversion never stops the rest."""
+    if options.n < 1:
+        raise SamplingError(f"-n {options.n} is not valid: ask for at least 1 sample")
+    if options.temperature <= 0:
+        raise SamplingError(f"--temperature {options.temperature:g} is not valid: expected a number above 0")
+    if options.max_length < 1:
+        raise SamplingError(f"--max-length {options.max_length} is not valid: expected at least 1")
+    if options.top_k < 0:
+        raise SamplingError(f"--top-k {options.top_k} is not valid: expected 0 (off) or more")
+    try:
+        run = studio.runs.get(run_name)
+    except WorkspaceError as error:
+        raise SamplingError(str(error)) from None
+    encoder, data, model = load_model(studio, run)
+    primer = encode_primer(encoder, data, options.primer) if options.primer else None
+    constraint = sampling_constraint(encoder, options)
+    request = SampleRequest(
+        n=options.n,
+        max_length=options.max_length,
+        temperature=options.temperature,
+        top_k=options.top_k,
+        seed=options.seed,
+        primer=primer,
+        constraint=constraint,
+    )
+    arrays = model.sample(request)
+    folder = output_folder(studio, run, options.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    first = next_number(folder)
+    return [write_sample(encoder, array, folder, first + i) for i, array in enumerate(arrays)]
+
+
+def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int) -> Sample:
+    """ABC and MIDI for one sample; whatever fails is recorded, and the raw sample kept as text."""
+    from tui_composer.export import score_to_midi
+
+    name = f"{number:03d}"
+    sample = Sample(number=number, length=len(array))
+    outcome = bounded(_abc_and_score, (encoder, array), CONVERT_TIMEOUT)
+    if not outcome.ok or outcome.value is None:
+        sample.error = f"could not be written as ABC: {outcome.error}"
+        sample.text_path = folder / f"{name}.txt"
+        sample.text_path.write_text(f"% {sample.error}\n{raw_text(encoder, array)}\n", encoding="utf-8")
+        return sample
+    abc, score, reason = outcome.value
+    sample.abc = abc
+    sample.abc_path = folder / f"{name}.abc"
+    try:
+        if score is None:
+            raise EncodeError("sample", reason)
+        score_to_midi(score, folder / f"{name}.mid")
+        sample.midi_path = folder / f"{name}.mid"
+    except Exception as error:  # noqa: BLE001 - ExportError, EncodeError, music21's own: kept with the reason
+        sample.error = f"could not be written as MIDI: {getattr(error, 'reason', None) or error}"
+        abc = abc.rstrip("\n") + f"\n% tui-composer: {sample.error}\n"
+    sample.abc_path.write_text(abc, encoding="utf-8")
+    return sample
+
+
+def _abc_and_score(item: tuple[Encoder, np.ndarray]) -> tuple[str, Any, str]:
+    """The sample's ABC text, its Score (None if it has none) and why not.
+
+    Decodes once when the encoder's `to_abc` is the default (which writes the decoded Score)."""
+    encoder, array = item
+    if type(encoder).to_abc is Encoder.to_abc:
+        from tui_composer.abc_writer import score_to_abc
+
+        score = encoder.decode(array)
+        return score_to_abc(score), score, ""
+    abc = encoder.to_abc(array)
+    try:
+        return abc, encoder.decode(array), ""
+    except Exception as error:  # noqa: BLE001 - the ABC is still worth keeping; the reason goes with it
+        return abc, None, str(getattr(error, "reason", None) or error)
+
+
+def raw_text(encoder: Encoder, array: np.ndarray) -> str:
+    """A sample that is not ABC, as text: its symbols (or ids), or frames as rows of 0 and 1."""
+    if array.ndim == 2:
+        return "\n".join("".join(str(int(v)) for v in row) for row in array)
+    vocabulary = getattr(encoder, "vocabulary", None)
+    if isinstance(vocabulary, Vocabulary):
+        symbols = vocabulary.decode(array)
+        joiner = "" if character_vocabulary(encoder) is not None else " "
+        return joiner.join(symbols)
+    return " ".join(str(int(i)) for i in array)
