@@ -5,42 +5,19 @@ Nothing here imports TensorFlow: commands that need it import it inside their fu
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tui_composer.commands.check import check
+from tui_composer.commands.context import StudioContext, echo_json, fail, pass_studio
+from tui_composer.commands.sample import sample
+from tui_composer.commands.serve import serve
+from tui_composer.commands.train import train
 from tui_composer.plugin_host import PluginHost, load_host
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace, WorkspaceError
-
-
-class StudioContext:
-    """Built lazily, so `--help` stays fast and a bad workspace path errors only when it is used."""
-
-    def __init__(self, host: PluginHost, workspace: Path | None) -> None:
-        self._host = host
-        self._workspace = workspace
-        self._studio: Studio | None = None
-
-    @property
-    def studio(self) -> Studio:
-        if self._studio is None:
-            self._studio = Studio(Workspace(self._workspace), self._host)
-        return self._studio
-
-
-pass_studio = click.make_pass_decorator(StudioContext)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def fail(error: Exception) -> None:
-    raise click.ClickException(str(error))
+from tui_composer.workspace import WorkspaceError
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -226,7 +203,10 @@ def runs(context: StudioContext, as_json: bool) -> None:
     Console().print(table)
 
 
-# --- commands from their own modules ----------------------------------------------------------
+# --- commands with modules of their own --------------------------------------------------------
+
+for command in (train, sample, check, serve):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

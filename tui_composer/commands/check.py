@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tui_composer.cli import StudioContext, echo_json, pass_studio
+from tui_composer.commands.context import StudioContext, echo_json, pass_studio
 from tui_composer.workspace import WorkspaceError
 
 

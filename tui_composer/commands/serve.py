@@ -11,7 +11,7 @@ import click
 from tui_composer.launcher import cli_argv
 
 if TYPE_CHECKING:
-    from tui_composer.cli import StudioContext
+    from tui_composer.commands.context import StudioContext
 
 NO_AUTH_WARNING = (
     "WARNING: serving on {host}:{port} to other machines. There is no authentication: anyone who can "
@@ -33,7 +33,7 @@ def is_local(host: str) -> bool:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; keep it local unless sure.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.pass_obj  # the group's StudioContext (not imported here: cli.py imports this module)
+@click.pass_obj
 def serve(context: StudioContext, host: str, port: int) -> None:
     """Serve the TUI in a web browser (textual-serve). Bound to localhost: there is no authentication."""
     if not is_local(host):
