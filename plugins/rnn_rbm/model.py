@@ -1,0 +1,558 @@
+"""The `rnn-rbm` model (Boulanger-Lewandowski, Bengio and Vincent, ICML 2012).
+
+At step t an RBM with one shared weight matrix W models the step's visible vector v_t; its biases come
+from the recurrent state before the step: b_v(t) = b_v + u_{t-1} W_uv, b_h(t) = b_h + u_{t-1} W_uh, and
+u_t = tanh(b_u + v_t W_vu + u_{t-1} W_uu) (or a GRU cell). u_0 is learned.
+
+Training lays the sequences end to end in `batch_size` streams and walks them `bptt_steps` steps at a
+time, carrying the recurrent state (reset at each sequence start). Each update runs the recurrence over
+the chunk (compiled `tf.scan`), Gibbs-samples all steps' RBMs in parallel for CD-k, and differentiates the
+free-energy surrogate F(v) - F(v~) through the biases into the recurrent part.
+
+Sampling runs the whole loop over time compiled (`tf.while_loop`) for n tunes at once: at each step k Gibbs
+steps (`gibbs_steps`) in the step's RBM, then the recurrence. A primer is fed first (teacher forcing) and
+kept at the start of every sample. Temperature T samples p ∝ exp(-E / T) (both conditionals use input / T;
+with `token_sampling=exact` the token log-probabilities are divided by T). In token mode each step's
+visible group is one softmax unit, so every step is exactly one token; `top_k` filters it, and a
+`SampleRequest.constraint` masks it (that path steps the compiled cell from Python, one token at a time).
+
+Evaluation gives -log p(v_t | v_<t) per step: exact for tokens (one softmax group), AIS estimates of each
+step's partition function for frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tui_composer_plugins.rbm.energy import (
+    NegativeLogLikelihood,
+    VisibleUnits,
+    categorical_one_hot,
+    cd_loss,
+    fold,
+    gibbs,
+    reconstruction_error,
+    step_nll,
+    step_vectors,
+    token_log_probs,
+    visible_bias_init,
+)
+from tui_composer_plugins.rbm.model import checked_primer, make_optimizer
+from tui_composer_plugins.rnn_rbm import PARAMS
+
+from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest
+
+SERIAL_PACKAGE = "tui_composer_rnn_rbm"
+
+
+def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema's defaults overlaid with `params` (the host passes resolved values; tests may not)."""
+    return {p.name: p.default for p in PARAMS} | dict(params)
+
+
+@keras.saving.register_keras_serializable(package=SERIAL_PACKAGE)
+class RNNRBMNetwork(keras.Model):
+    """Parameters of an RNN-RBM over steps of `step_size` units, its recurrence and its CD-k update."""
+
+    def __init__(
+        self,
+        step_size: int,
+        hidden: int,
+        recurrent: int,
+        tokens: bool,
+        cell: str = "tanh",
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.step_size, self.hidden, self.recurrent = step_size, hidden, recurrent
+        self.tokens, self.cell, self.seed = tokens, cell, seed
+        self.units = VisibleUnits(step_size if tokens else 0)
+        gates = 3 if cell == "gru" else 1
+        small = keras.initializers.RandomNormal(stddev=0.01, seed=seed)
+        self.kernel = self.add_weight(shape=(step_size, hidden), initializer=small, name="kernel")
+        self.vis_bias = self.add_weight(shape=(step_size,), initializer="zeros", name="vis_bias")
+        self.hid_bias = self.add_weight(shape=(hidden,), initializer="zeros", name="hid_bias")
+        # The recurrent part starts silent (zero output weights): training begins as a plain RBM.
+        self.rec_to_vis = self.add_weight(shape=(recurrent, step_size), initializer="zeros", name="rec_to_vis")
+        self.rec_to_hid = self.add_weight(shape=(recurrent, hidden), initializer="zeros", name="rec_to_hid")
+        self.vis_to_rec = self.add_weight(
+            shape=(step_size, gates * recurrent),
+            initializer=keras.initializers.GlorotUniform(seed=seed + 1),
+            name="vis_to_rec",
+        )
+        self.rec_kernel = self.add_weight(
+            shape=(recurrent, gates * recurrent),
+            initializer=keras.initializers.Orthogonal(seed=seed + 2),
+            name="rec_kernel",
+        )
+        self.rec_bias = self.add_weight(shape=(gates * recurrent,), initializer="zeros", name="rec_bias")
+        self.initial_state = self.add_weight(shape=(recurrent,), initializer="zeros", name="initial_state")
+        self.updates = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False, name="updates")
+        self.epochs_done = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="epochs_done"
+        )
+        self.built = True
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {
+            "step_size": self.step_size,
+            "hidden": self.hidden,
+            "recurrent": self.recurrent,
+            "tokens": self.tokens,
+            "cell": self.cell,
+            "seed": self.seed,
+        }
+
+    @property
+    def rbm_variables(self) -> list[keras.Variable]:
+        return [self.kernel, self.vis_bias, self.hid_bias]
+
+    # --- the recurrence ------------------------------------------------------------------------------
+
+    def step(self, v: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
+        """The recurrent state after visible vectors v [N, D], from `state` [N, U]."""
+        return self.cell_from_input(tf.matmul(v, self.vis_to_rec) + self.rec_bias, state)
+
+    def cell_from_input(self, x: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
+        """One cell update given the visible input already projected (x = v W_vu + b_u)."""
+        if self.cell == "gru":
+            x_z, x_r, x_n = tf.split(x, 3, axis=-1)
+            r_z, r_r, r_n = tf.split(self.rec_kernel, 3, axis=-1)
+            update = tf.sigmoid(x_z + tf.matmul(state, r_z))
+            reset = tf.sigmoid(x_r + tf.matmul(state, r_r))
+            candidate = tf.tanh(x_n + tf.matmul(reset * state, r_n))
+            return update * state + (1.0 - update) * candidate
+        return tf.tanh(x + tf.matmul(state, self.rec_kernel))
+
+    def states(self, v: tf.Tensor, reset: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Teacher-forced recurrence over v [B, T, D]: the state before each step [B, T, U] and the last state.
+
+        Where `reset` [B, T] is true a new sequence starts: the state before that step is u_0.
+        """
+        inputs = tf.einsum("btd,du->btu", v, self.vis_to_rec) + self.rec_bias
+        batch = tf.shape(v)[0]
+        initial = tf.broadcast_to(self.initial_state, [batch, self.recurrent])
+
+        def scan_step(carry: tuple[tf.Tensor, tf.Tensor], elems: tuple[tf.Tensor, tf.Tensor]) -> tuple:
+            _, state = carry
+            x, starts = elems
+            before = tf.where(starts[:, None], initial, state)
+            return before, self.cell_from_input(x, before)
+
+        before, after = tf.scan(
+            scan_step,
+            (tf.transpose(inputs, [1, 0, 2]), tf.transpose(reset)),
+            initializer=(state, state),
+        )
+        return tf.transpose(before, [1, 0, 2]), after[-1]
+
+    def biases(self, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The RBM's visible and hidden biases given the recurrent state before a step."""
+        return (
+            self.vis_bias + tf.matmul(state, self.rec_to_vis),
+            self.hid_bias + tf.matmul(state, self.rec_to_hid),
+        )
+
+    def chunk_biases(
+        self, v: tf.Tensor, reset: tf.Tensor, state: tf.Tensor, recurrent_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Per-step biases [B * T, D] and [B * T, H] for a chunk, and the state after it.
+
+        `recurrent_input` replaces v as the recurrence's input (training feeds it with dropout applied).
+        """
+        before, last = self.states(v if recurrent_input is None else recurrent_input, reset, state)
+        flat = tf.reshape(before, [-1, self.recurrent])
+        vis_bias, hid_bias = self.biases(flat)
+        return vis_bias, hid_bias, last
+
+    # --- training ------------------------------------------------------------------------------------
+
+    def surrogate(
+        self, v: tf.Tensor, v_model: tf.Tensor, reset: tf.Tensor, weight: tf.Tensor, state: tf.Tensor
+    ) -> tf.Tensor:
+        """The CD surrogate for visible vectors v [B, T, D] and fixed negative samples v_model [B * T, D].
+
+        Its gradient is the CD-k update of every parameter, the recurrent ones through the biases.
+        """
+        vis_bias, hid_bias, _ = self.chunk_biases(v, reset, state)
+        v_flat = tf.reshape(v, [-1, self.step_size])
+        return cd_loss(v_flat, v_model, vis_bias, hid_bias, self.kernel, tf.reshape(weight, [-1]))
+
+    def cd_update(
+        self,
+        batch: tf.Tensor,
+        reset: tf.Tensor,
+        weight: tf.Tensor,
+        state: tf.Tensor,
+        cd_steps: int,
+        clip_norm: float,
+        pretrain: bool,
+        dropout: float = 0.0,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """One CD-k update on a chunk of streams [B, T(, F)]; returns the reconstruction error and last state.
+
+        `weight` [B, T] is 0 on padding (and on begin-of-tune tokens, which are given, not predicted).
+        With `pretrain` only the RBM learns, with its own biases at every step. `dropout` drops units of the
+        recurrence's input (not of the visible vectors the RBM models), a regulariser for small corpora.
+        """
+        v = step_vectors(batch, self.step_size, self.tokens)
+        v_flat = tf.reshape(v, [-1, self.step_size])
+        row_weight = tf.reshape(weight, [-1])
+        seed = fold(tf.constant([self.seed, 2], tf.int32), self.updates)
+        with tf.GradientTape() as tape:
+            if pretrain:
+                vis_bias, hid_bias, last = self.vis_bias[None, :], self.hid_bias[None, :], state
+            else:
+                recurrent_input = v
+                if dropout > 0:
+                    keep = tf.random.stateless_uniform(tf.shape(v), fold(seed, -1)) >= dropout
+                    recurrent_input = tf.where(keep, v / (1.0 - dropout), 0.0)
+                vis_bias, hid_bias, last = self.chunk_biases(v, reset, state, recurrent_input)
+            v_model = gibbs(
+                v_flat,
+                tf.stop_gradient(hid_bias),
+                tf.stop_gradient(vis_bias),
+                self.kernel,
+                cd_steps,
+                seed,
+                self.units,
+            )
+            loss = cd_loss(v_flat, v_model, vis_bias, hid_bias, self.kernel, row_weight)
+        variables = self.rbm_variables if pretrain else self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        if clip_norm > 0:
+            gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self.updates.assign_add(1)
+        error = reconstruction_error(v_flat, hid_bias, vis_bias, self.kernel, self.units)
+        error = tf.reduce_sum(row_weight * error) / tf.maximum(tf.reduce_sum(row_weight), 1.0)
+        return error, last
+
+    # --- sampling ------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        state: tf.Tensor,
+        new_steps: tf.Tensor,
+        gibbs_steps: tf.Tensor,
+        temperature: tf.Tensor,
+        seed: tf.Tensor,
+        noise_start: bool,
+        exact_tokens: bool,
+        top_k: int,
+        mask: tf.Tensor | None,
+        eos: int,
+    ) -> tf.Tensor:
+        """Sample `new_steps` steps for n tunes from recurrent states [n, U]; returns [n, steps, D].
+
+        One compiled loop over time; in token mode it stops once every tune has written eos. `mask` [D]
+        marks the tokens that may be sampled (the begin-of-tune token never is).
+        """
+        n = tf.shape(state)[0]
+        mask_rows = None if mask is None else tf.broadcast_to(mask, [n, self.step_size])
+        written = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, self.step_size])
+
+        def body(t: tf.Tensor, state: tf.Tensor, written: tf.TensorArray, done: tf.Tensor) -> tuple:
+            step_seed = fold(seed, t)
+            v = self.sample_step(
+                state, step_seed, gibbs_steps, temperature, noise_start, exact_tokens, top_k, mask_rows
+            )
+            if eos >= 0:
+                done = done | (v[:, eos] > 0.5)
+            return t + 1, self.step(v, state), written.write(t, v), done
+
+        def unfinished(t: tf.Tensor, state: tf.Tensor, written: tf.TensorArray, done: tf.Tensor) -> tf.Tensor:
+            return (t < new_steps) & ~tf.reduce_all(done)
+
+        _, _, written, _ = tf.while_loop(unfinished, body, (tf.constant(0), state, written, tf.zeros([n], tf.bool)))
+        return tf.transpose(written.stack(), [1, 0, 2])
+
+    def sample_step(
+        self,
+        state: tf.Tensor,
+        seed: tf.Tensor,
+        gibbs_steps: tf.Tensor,
+        temperature: tf.Tensor,
+        noise_start: bool,
+        exact_tokens: bool,
+        top_k: int,
+        mask: tf.Tensor | None,
+    ) -> tf.Tensor:
+        """One step's visible vectors [n, D] sampled from the RBM that the states [n, U] set."""
+        vis_bias, hid_bias = self.biases(state)
+        if exact_tokens:
+            log_probs = token_log_probs(vis_bias, hid_bias, self.kernel)
+            return categorical_one_hot(log_probs / temperature, seed, top_k, mask)
+        start = tf.zeros_like(vis_bias)
+        if noise_start:
+            start = self.units.sample(start, fold(seed, 1))
+        return gibbs(start, hid_bias, vis_bias, self.kernel, gibbs_steps, seed, self.units, temperature, top_k, mask)
+
+
+class Streams:
+    """Sequences laid end to end in B streams: steps [B, T(, F)], sequence starts [B, T], step weights [B, T]."""
+
+    def __init__(self, sequences: Sequence[np.ndarray], count: int, data: DataSpec, chunk: int) -> None:
+        tokens = data.kind == "tokens"
+        count = max(1, min(count, len(sequences)))
+        lanes: list[list[np.ndarray]] = [[] for _ in range(count)]
+        lengths = np.zeros(count, np.int64)
+        for sequence in sequences:  # each sequence goes to the shortest stream so far
+            lane = int(np.argmin(lengths))
+            lanes[lane].append(sequence)
+            lengths[lane] += len(sequence)
+        total = max(chunk, math.ceil(lengths.max() / chunk) * chunk)
+        shape = (count, total) if tokens else (count, total, data.size)
+        self.steps = np.zeros(shape, np.int32 if tokens else np.uint8)
+        self.reset = np.zeros((count, total), bool)
+        self.weight = np.zeros((count, total), np.float32)
+        for lane, parts in enumerate(lanes):
+            position = 0
+            for sequence in parts:
+                end = position + len(sequence)
+                self.steps[lane, position:end] = sequence
+                self.reset[lane, position] = True
+                self.weight[lane, position:end] = 1.0
+                if tokens:
+                    self.weight[lane, position] = 0.0  # the begin-of-tune token is given, not predicted
+                position = end
+        self.count, self.chunk = count, chunk
+        self.chunks = total // chunk
+
+    def part(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        window = slice(index * self.chunk, (index + 1) * self.chunk)
+        return self.steps[:, window], self.reset[:, window], self.weight[:, window]
+
+
+class RNNRBM(Model):
+    """The `rnn-rbm` model plugin (see the module docstring)."""
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        data: DataSpec,
+        strategy: Any = None,
+        *,
+        network: RNNRBMNetwork | None = None,
+    ) -> None:
+        """A new RNN-RBM from the hyperparameters, or one around a loaded `network`."""
+        super().__init__(with_defaults(params), data, strategy)
+        p = self.params
+        self.tokens = data.kind == "tokens"
+        if network is None:
+            seed = int(np.random.randint(0, 2**31 - 4))  # the host seeds numpy; the network keeps its seed
+            with strategy.scope() if strategy is not None else nullcontext():
+                network = RNNRBMNetwork(
+                    data.size, int(p["hidden"]), int(p["recurrent"]), self.tokens, str(p["cell"]), seed
+                )
+                network.compile(optimizer=make_optimizer(p["optimizer"], float(p["learning_rate"])))
+                network.optimizer.build(network.trainable_variables)
+        self.network = network
+        self._compile_functions()
+
+    def _compile_functions(self) -> None:
+        network, p = self.network, self.params
+        steps_spec = (
+            tf.TensorSpec([None, None], tf.int32) if self.tokens else tf.TensorSpec([None, None, None], tf.uint8)
+        )
+        chunk_specs = [
+            steps_spec,
+            tf.TensorSpec([None, None], tf.bool),
+            tf.TensorSpec([None, None], tf.float32),
+            tf.TensorSpec([None, network.recurrent], tf.float32),
+        ]
+        cd_steps, clip_norm, dropout = int(p["cd_steps"]), float(p["clip_norm"]), float(p["dropout"])
+
+        def update(batch: tf.Tensor, reset: tf.Tensor, weight: tf.Tensor, state: tf.Tensor) -> tuple:
+            return network.cd_update(batch, reset, weight, state, cd_steps, clip_norm, pretrain=False, dropout=dropout)
+
+        def pretrain(batch: tf.Tensor, reset: tf.Tensor, weight: tf.Tensor, state: tf.Tensor) -> tuple:
+            return network.cd_update(batch, reset, weight, state, cd_steps, clip_norm, pretrain=True)
+
+        def biases(batch: tf.Tensor, reset: tf.Tensor, state: tf.Tensor) -> tuple:
+            v = step_vectors(batch, network.step_size, self.tokens)
+            return network.chunk_biases(v, reset, state)
+
+        self._update = tf.function(update, input_signature=chunk_specs, autograph=False)
+        self._pretrain = tf.function(pretrain, input_signature=chunk_specs, autograph=False)
+        self._biases = tf.function(
+            biases, input_signature=[chunk_specs[0], chunk_specs[1], chunk_specs[3]], autograph=False
+        )
+        self._generate = tf.function(network.generate, reduce_retracing=True, autograph=False)
+        self._sample_step = tf.function(network.sample_step, reduce_retracing=True, autograph=False)
+        self._step = tf.function(network.step, reduce_retracing=True, autograph=False)
+
+    # --- training ----------------------------------------------------------------------------------
+
+    def _initial_states(self, count: int) -> tf.Tensor:
+        return tf.broadcast_to(self.network.initial_state, [count, self.network.recurrent])
+
+    def train_epoch(self, sequences: Sequence[np.ndarray], epoch: int, progress: EpochProgress) -> float:
+        """One pass over every stream chunk; returns the mean reconstruction error per step.
+
+        The first `pretrain_epochs` epochs train the RBM alone (optional pre-training).
+        """
+        network, p = self.network, self.params
+        sequences = [s for s in sequences if len(s)]
+        if not sequences:
+            raise ValueError("model 'rnn-rbm': no training sequences (every sequence is empty)")
+        if int(network.updates.numpy()) == 0:
+            network.vis_bias.assign(visible_bias_init(np.concatenate(sequences), self.tokens, self.data.size))
+        order = np.random.default_rng([network.seed, epoch]).permutation(len(sequences))
+        streams = Streams([sequences[i] for i in order], int(p["batch_size"]), self.data, int(p["bptt_steps"]))
+        update = self._pretrain if int(network.epochs_done.numpy()) < int(p["pretrain_epochs"]) else self._update
+        state = self._initial_states(streams.count)
+        errors = []
+        for index in range(streams.chunks):
+            batch, reset, weight = streams.part(index)
+            error, state = update(batch, reset, weight, state)
+            errors.append(float(error))
+            progress.on_batch(index + 1, streams.chunks, errors[-1])
+            if progress.stop_requested():
+                return float(np.mean(errors))
+        network.epochs_done.assign_add(1)
+        return float(np.mean(errors))
+
+    # --- evaluation --------------------------------------------------------------------------------
+
+    def conditionals(self, sequences: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, tf.Tensor]:
+        """For every scored step: its visible vector and the biases of its RBM given the steps before.
+
+        Returns (v [N, D], vis_bias [N, D], hid_bias [N, H], weights [D, H]). Every frame is scored; for
+        tokens every token after the begin-of-tune token.
+        """
+        streams = Streams([s for s in sequences if len(s)], 64, self.data, 256)
+        state = self._initial_states(streams.count)
+        v, vis_bias, hid_bias = [], [], []
+        for index in range(streams.chunks):
+            batch, reset, weight = streams.part(index)
+            chunk_vis, chunk_hid, state = self._biases(batch, reset, state)
+            keep = weight.reshape(-1) > 0
+            v.append(step_vectors(batch, self.data.size, self.tokens).numpy().reshape(-1, self.data.size)[keep])
+            vis_bias.append(chunk_vis.numpy()[keep])
+            hid_bias.append(chunk_hid.numpy()[keep])
+        return np.concatenate(v), np.concatenate(vis_bias), np.concatenate(hid_bias), self.network.kernel.value
+
+    def negative_log_likelihood(
+        self, sequences: Sequence[np.ndarray], chains: int, temperatures: int, seed: int = 0, max_frames: int = 0
+    ) -> NegativeLogLikelihood:
+        """Mean -log p(v_t | v_<t) in nats per step (AIS per frame, exact per token)."""
+        v, vis_bias, hid_bias, weights = self.conditionals(sequences)
+        group = self.data.size if self.tokens else 0
+        return step_nll(v, vis_bias, hid_bias, weights, group, chains, temperatures, seed, max_frames)
+
+    def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
+        """Cross-entropy per step: exact for tokens; for frames an AIS estimate on `eval_frames` frames."""
+        p = self.params
+        nll = self.negative_log_likelihood(
+            sequences, int(p["ais_chains"]), int(p["ais_temperatures"]), max_frames=int(p["eval_frames"])
+        )
+        return Evaluation(loss=nll.nats, bits=nll.bits)
+
+    # --- files -------------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        self.network.save(Path(path))
+
+    @classmethod
+    def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> RNNRBM:
+        with strategy.scope() if strategy is not None else nullcontext():
+            network = keras.saving.load_model(Path(path), safe_mode=True, compile=True)
+        if not isinstance(network, RNNRBMNetwork):
+            raise ValueError(f"{path}: not an rnn-rbm model (it holds a {type(network).__name__})")
+        return cls(params, data, strategy, network=network)
+
+    # --- sampling ----------------------------------------------------------------------------------
+
+    def sample(self, request: SampleRequest) -> list[np.ndarray]:
+        """`request.n` tunes of up to `max_length` steps (primer included), sampled in one batch."""
+        data, n = self.data, request.n
+        primer = checked_primer(request.primer, data, "rnn-rbm")
+        new_steps = max(0, request.max_length - len(primer))
+        state = self._primed_state(primer, n)
+        seed = tf.constant([request.seed, 0], tf.int32)
+        if new_steps == 0:
+            generated = np.zeros((n, 0, data.size), np.float32)
+        elif self.tokens and request.constraint is not None:
+            generated = self._constrained(state, new_steps, request, seed)
+        else:
+            generated = self._generate(
+                state,
+                tf.constant(new_steps),
+                tf.constant(int(self.params["gibbs_steps"])),
+                tf.constant(request.temperature, tf.float32),
+                seed,
+                noise_start=self.params["sample_init"] == "noise",
+                exact_tokens=self._exact_tokens,
+                top_k=int(request.top_k) if self.tokens else 0,
+                mask=self._token_mask(),
+                eos=int(data.eos) if self.tokens and data.eos is not None else -1,
+            ).numpy()
+        return [self._output(primer, sample) for sample in generated]
+
+    @property
+    def _exact_tokens(self) -> bool:
+        return self.tokens and self.params["token_sampling"] == "exact"
+
+    def _token_mask(self) -> tf.Tensor | None:
+        if not self.tokens or self.data.bos is None:
+            return None
+        allowed = np.ones(self.data.size, bool)
+        allowed[self.data.bos] = False
+        return tf.constant(allowed)
+
+    def _primed_state(self, primer: np.ndarray, n: int) -> tf.Tensor:
+        """The recurrent state after the primer (after the begin-of-tune token for tokens), for n tunes."""
+        steps = np.concatenate([[self.data.bos], primer]).astype(np.int32) if self.tokens else primer
+        if len(steps) == 0:
+            return self._initial_states(n)
+        reset = np.zeros((1, len(steps)), bool)
+        reset[0, 0] = True
+        _, _, state = self._biases(steps[None], reset, self._initial_states(1))
+        return tf.tile(state, [n, 1])
+
+    def _constrained(self, state: tf.Tensor, new_steps: int, request: SampleRequest, seed: tf.Tensor) -> np.ndarray:
+        """Token sampling under a TokenConstraint: the compiled step runs once per token with the mask it gives."""
+        constraint, n, eos = request.constraint, request.n, self.data.eos
+        states = [constraint.start() for _ in range(n)]
+        for index in range(len(request.primer) if request.primer is not None else 0):
+            states = [constraint.advance(s, int(request.primer[index])) for s in states]
+        base_mask = self._token_mask().numpy()
+        done = np.zeros(n, bool)
+        written = []
+        for t in range(new_steps):
+            mask = np.stack([constraint.allowed(s) & base_mask for s in states])
+            v = self._sample_step(
+                state,
+                fold(seed, t),
+                tf.constant(int(self.params["gibbs_steps"])),
+                tf.constant(request.temperature, tf.float32),
+                self.params["sample_init"] == "noise",
+                self._exact_tokens,
+                int(request.top_k),
+                tf.constant(mask),
+            )
+            state = self._step(v, state)
+            tokens = v.numpy().argmax(axis=-1)
+            written.append(v.numpy())
+            states = [s if d else constraint.advance(s, int(k)) for s, d, k in zip(states, done, tokens, strict=True)]
+            done |= tokens == eos
+            if done.all():
+                break
+        return np.stack(written, axis=1)
+
+    def _output(self, primer: np.ndarray, generated: np.ndarray) -> np.ndarray:
+        """Primer + generated steps: ids stop before the first eos; frames are uint8 time x features."""
+        if not self.tokens:
+            return np.concatenate([primer, generated.astype(np.uint8)]).reshape(-1, self.data.size)
+        ids = np.concatenate([primer, generated.argmax(axis=-1)]).astype(np.int32) if len(generated) else primer
+        ends = np.flatnonzero(ids == self.data.eos) if self.data.eos is not None else []
+        return ids[: ends[0]] if len(ends) else ids
