@@ -85,3 +85,30 @@ def test_parse_piece_and_piece_abc_for_each_format(tmp_path: Path) -> None:
     with pytest.raises(EncodeError, match="music21 could not read it") as caught:
         parse_piece(Piece(key="broken.musicxml", title="broken", format="musicxml", path=broken))
     assert caught.value.piece == "broken.musicxml"
+
+
+def test_a_timeout_swallowed_by_a_gc_callback_still_stops_the_call() -> None:
+    import gc
+    import time
+
+    from tui_composer.parallel import call_bounded
+
+    calls = []
+
+    def swallowing_callback(phase: str, info: dict) -> None:
+        calls.append(phase)
+        if len(calls) == 1:
+            time.sleep(0.1)  # the first alarm lands here, where Python swallows any exception
+
+    def busy(seconds: float) -> float:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            gc.collect(0)
+        return seconds
+
+    gc.callbacks.append(swallowing_callback)
+    try:
+        outcome = call_bounded(busy, 2.0, timeout=0.05)
+    finally:
+        gc.callbacks.remove(swallowing_callback)
+    assert outcome.error == "timed out after 0.05 s"

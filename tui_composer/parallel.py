@@ -36,8 +36,9 @@ class Outcome(Generic[R]):
         return self.error is None
 
 
-def _alarm(signum: int, frame: Any) -> None:
-    raise ItemTimeout
+# An exception raised while a gc callback runs (hypothesis installs one) is swallowed by Python,
+# so the timer repeats until the call ends: a lost alarm comes back shortly after.
+_ALARM_REPEAT_SECONDS = 0.05
 
 
 def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
@@ -51,8 +52,14 @@ def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome
             return Outcome(value=function(item))
         except Exception as error:  # noqa: BLE001 - the reason is reported per item
             return Outcome(error=_reason(error))
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    armed = True
+
+    def alarm(signum: int, frame: Any) -> None:
+        if armed:
+            raise ItemTimeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout, _ALARM_REPEAT_SECONDS)
     try:
         return Outcome(value=function(item))
     except ItemTimeout:
@@ -60,6 +67,7 @@ def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome
     except Exception as error:  # noqa: BLE001 - the reason is reported per item
         return Outcome(error=_reason(error))
     finally:
+        armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
