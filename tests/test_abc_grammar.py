@@ -201,3 +201,23 @@ def test_constrained_sampling_from_an_untrained_char_lstm_gives_tunes_that_play(
         text = "".join(symbols[i] for i in ids)
         assert len(ids) < 400  # it ended with eos, before the length limit
         assert_tune_plays(text)
+
+
+def test_the_quick_single_token_check_agrees_with_the_mask() -> None:
+    """`allows` (the sampler's draw-then-check path) never says yes where the mask says no, nor no where yes."""
+    symbols = symbols_of([text for _, text in training_sample()[:40]])
+    rng = np.random.default_rng(11)
+    for max_length in (None, 250):
+        constraint = AbcGrammar(symbols) if max_length is None else AbcGrammar(symbols).bounded(max_length)
+        state = constraint.start()
+        eos = constraint.symbols.index(Vocabulary.EOS)
+        for _ in range(200):
+            # A fresh checker of the same kind: its caches hold nothing the mask's did.
+            quick = AbcGrammar(symbols) if max_length is None else AbcGrammar(symbols).bounded(max_length)
+            mask = constraint.allowed(state)
+            assert [quick.allows(state, t) for t in range(len(symbols))] == mask.tolist()
+            token = int(rng.choice(np.flatnonzero(mask)))
+            if token == eos:
+                state = constraint.start()
+                continue
+            state = constraint.advance(state, token)

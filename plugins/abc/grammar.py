@@ -22,8 +22,11 @@ restricted to what music21 10.5's ABC reader interprets the way the ABC standard
 - Opened things close: chords, grace groups, chord symbols, slurs, tuplets and ties.
 
 Speed: a state is a small immutable tuple; transitions and masks are cached per state, so after warm-up
-a sampling step costs two dictionary look-ups. `bounded(max_length)` gives a checker that also steers
-the tune to its end within a length budget, so a sampler that stops at `max_length` never cuts a tune.
+a sampling step costs two dictionary look-ups. A full mask costs a step for every character (about 90),
+so `allows(state, token)` and `advance` work one character at a time: a sampler that draws first and
+checks the token needs a full mask only when the token it drew is refused. `bounded(max_length)` gives a
+checker that also steers the tune to its end within a length budget, so a sampler that stops at
+`max_length` never cuts a tune.
 """
 
 from __future__ import annotations
@@ -1084,6 +1087,9 @@ class AbcGrammar:
         if self._eos is not None:
             self._ids[EOS] = self._eos
         self._tables: dict[Core, tuple[np.ndarray, tuple[Core | None, ...]]] = {}
+        # Transitions worked out one token at a time, for cores without a full table yet; the key EOS
+        # holds whether the tune may end there.
+        self._partial: dict[Core, dict[int | str, Core | bool | None]] = {}
         self._distances: dict[Core, float] = {}
         self._bounded_masks: dict[tuple[Core, int], np.ndarray] = {}
         free = np.ones(len(self.symbols), dtype=bool)
@@ -1138,10 +1144,26 @@ class AbcGrammar:
         core, count = state
         if core is None:
             return (None, count + 1)
-        _, following = self._table(core)
         token = int(token)
-        nxt = following[token] if 0 <= token < len(following) else None
+        nxt = self._follow(core, token) if 0 <= token < len(self._chars) else None
         return (nxt, count + 1)  # None: an unexpected token switches the constraint off
+
+    def allows(self, state: tuple[Core | None, int], token: int) -> bool:
+        """`allowed(state)[token]`, usually without building the whole mask (see the module docstring)."""
+        core, count = state
+        if core is None:
+            return bool(self._free[token])
+        if token == self._eos:
+            fits = self._ends(core)
+        else:
+            nxt = self._follow(core, token)
+            fits = nxt is not None
+            remaining = None if self.max_length is None else self.max_length - 1 - count
+            if fits and remaining is not None and remaining <= WINDOW:
+                fits = 1 + self.distance(nxt) <= remaining
+        # A refusal may still be allowed (a mask with no choice left lets eos or everything through):
+        # the whole mask decides.
+        return fits or bool(self.allowed(state)[token])
 
     # helpers
 
@@ -1149,13 +1171,39 @@ class AbcGrammar:
         core, _ = state
         return core is not None and step(core, EOS) is not None
 
+    def _follow(self, core: Core, token: int) -> Core | None:
+        """`_table(core)[1][token]`, worked out for that token alone when the table isn't built."""
+        table = self._tables.get(core)
+        if table is not None:
+            return table[1][token]
+        partial = self._partial.get(core)
+        if partial is None:
+            if len(self._partial) > 200_000:
+                self._partial.clear()
+            partial = self._partial[core] = {}
+        elif token in partial:
+            return partial[token]  # type: ignore[return-value]
+        nxt = self._transition(core, self._chars[token])
+        partial[token] = nxt
+        return nxt
+
+    def _ends(self, core: Core) -> bool:
+        """Whether the tune may end at `core` (eos in its mask, before the no-choice rule)."""
+        partial = self._partial.setdefault(core, {})
+        ends = partial.get(EOS)
+        if ends is None:
+            ends = partial[EOS] = self._eos is not None and step(core, EOS) is not None
+        return bool(ends)
+
+    def _transition(self, core: Core, char: str | None) -> Core | None:
+        if char is None or (char not in _MUSIC_CHARS and core.mode not in _TEXT_MODES):
+            return None  # outside text no mode takes it: refused without a step
+        return self._live(step(core, char))
+
     def _table(self, core: Core) -> tuple[np.ndarray, tuple[Core | None, ...]]:
         table = self._tables.get(core)
         if table is None:
-            chars = self._chars
-            if core.mode not in _TEXT_MODES:
-                chars = [c if c in _MUSIC_CHARS else None for c in chars]
-            following = tuple(self._live(None if c is None else step(core, c)) for c in chars)
+            following = tuple(self._transition(core, c) for c in self._chars)
             mask = np.fromiter((f is not None for f in following), dtype=bool, count=len(following))
             if self._eos is not None:
                 mask[self._eos] = step(core, EOS) is not None
