@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,23 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     asyncio.run(pyfuncitem.obj(**arguments))
     return True
+
+
+HEAVY_MODULES = ("tensorflow", "keras")
+_preloaded: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def _heavy_modules_before_the_test() -> None:
+    # Other test files train models in this same process; what they loaded is not the TUI's doing.
+    _preloaded.clear()
+    _preloaded.update(m for m in HEAVY_MODULES if m in sys.modules)
+
+
+def assert_tui_loaded_no_tensorflow() -> None:
+    """The TUI process never imports TensorFlow or Keras (checked in a fresh process by test_tui_no_tensorflow)."""
+    loaded = [m for m in HEAVY_MODULES if m in sys.modules and m not in _preloaded]
+    assert not loaded, f"the TUI imported {loaded}"
 
 
 @pytest.fixture(autouse=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import loss_metrics, until, write_music_folder, write_run
+from conftest import assert_tui_loaded_no_tensorflow, loss_metrics, until, write_music_folder, write_run
 from textual.widgets import DataTable, Input, Select, Static
 
 from tui_composer.launcher import train_arguments
@@ -56,7 +55,7 @@ async def test_corpora_lists_counts_skipped_and_previews_a_piece(tui_studio) -> 
         drawn = roll.render()
         assert "█" in drawn.plain or "▀" in drawn.plain or "▄" in drawn.plain
         assert "C5" in drawn.plain  # octave label
-    assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+    assert_tui_loaded_no_tensorflow()
 
 
 async def test_import_a_folder_from_the_dialog(tui_studio, tmp_path: Path) -> None:
@@ -230,4 +229,4 @@ async def test_every_screen_fits_80x24_without_tensorflow(tui_studio, key: str) 
         await pilot.press(key)
         await pilot.pause()
         assert app.screen.size == (80, 24)
-    assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+    assert_tui_loaded_no_tensorflow()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import loss_metrics, write_run
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input, Select, Static
 from textual.worker import WorkerCancelled
 
 from tui_composer.tui.app import ComposerApp
@@ -36,9 +36,13 @@ def test_corpora_screen(snap_compare, tui_studio) -> None:
         await settle(pilot)
         await pilot.press("down")
         await settle(pilot)
-        pilot.app.screen.query_one("#pieces", DataTable).focus()
+        pieces = pilot.app.screen.query_one("#pieces", DataTable)
+        await settle(pilot, lambda: pieces.row_count == 2)  # the pieces are listed by a worker
+        pieces.focus()
         await pilot.press("down")
-        await settle(pilot, lambda: bool(pilot.app.screen.query_one("#roll", PianoRoll).notes))
+        title = pilot.app.screen.query_one("#preview-title", Static)
+        roll = pilot.app.screen.query_one("#roll", PianoRoll)
+        await settle(pilot, lambda: "Out On The Ocean" in str(title.render()) and bool(roll.notes))
 
     assert snap_compare(ComposerApp(tui_studio), terminal_size=SIZE, run_before=run_before)
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import assert_tui_loaded_no_tensorflow
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select
 
@@ -88,7 +89,7 @@ async def test_new_run_trains_outlives_the_tui_and_is_listed_after_restart(real_
             # Its own session and no terminal: closing the TUI (or its SSH connection) doesn't reach it.
             assert os.getsid(pid) != os.getsid(0)
             await pilot.press("ctrl+q")
-    assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+    assert_tui_loaded_no_tensorflow()
     if status["state"] == "training":
         assert pid_alive(pid), "the training stopped when the TUI quit"
     deadline = time.monotonic() + 120
@@ -170,4 +171,4 @@ async def test_generate_copy_and_export_samples(trained_run: Studio, tmp_path: P
         assert Path(screen.samples[1].abc_path).name in exported
         source = Path(screen.samples[1].abc_path)
         assert (target / source.name).read_text() == source.read_text()
-    assert "tensorflow" not in sys.modules
+    assert_tui_loaded_no_tensorflow()
