@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_composer.contract import DataSpec, EncodeError, Encoder, EpochProgress, Model
+from tui_composer.distribute import DEFAULT_STRATEGY, STRATEGIES, StrategyError, is_chief
 from tui_composer.params import ParamError, resolve
 from tui_composer.runs import HEARTBEAT_SECONDS, Run
 from tui_composer.specs import EncoderSpec, ModelSpec
@@ -76,7 +77,7 @@ class TrainingRequest:
     name: str | None = None
     patience: int = DEFAULT_PATIENCE  # epochs without a better validation loss before stopping
     time_limit: float | None = None  # minutes: no epoch starts that would end after this
-    # Issue 8 adds `strategy` (auto, single, mirrored, multi-worker); it is recorded in the config.
+    strategy: str = DEFAULT_STRATEGY  # auto, single, mirrored or multi-worker (tf.distribute)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,11 @@ def resolve_config(studio: Studio, request: TrainingRequest) -> dict[str, Any]:
         raise TrainingError(f"--patience {request.patience} is not valid: expected at least 1 epoch")
     if request.time_limit is not None and request.time_limit <= 0:
         raise TrainingError(f"--time-limit {request.time_limit:g} is not valid: expected minutes above 0")
+    if request.strategy not in STRATEGIES:
+        raise TrainingError(f"--strategy {request.strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
+    if request.strategy == "multi-worker" and request.time_limit is not None:
+        # Each worker would judge the limit by its own clock; one stopping alone stalls the others.
+        raise TrainingError("--time-limit can't be used with --strategy multi-worker; limit --epochs instead")
     studio.catalogue.get(request.corpus)  # an unknown corpus is refused here, naming the known ones
     return {
         "corpus": request.corpus,
@@ -146,7 +152,7 @@ def resolve_config(studio: Studio, request: TrainingRequest) -> dict[str, Any]:
         "patience": request.patience,
         "time_limit": request.time_limit,
         "seed": request.seed,
-        "strategy": None,  # issue 8: the distribution strategy's name
+        "strategy": request.strategy,
         "plugins": {"encoder": encoder.origin.plugin, "model": model.origin.plugin},
     }
 
@@ -256,10 +262,15 @@ def seed_everything(seed: int) -> None:
 def make_strategy(config: Mapping[str, Any]) -> Any:
     """The tf.distribute strategy the model is built under; None: TensorFlow's default device.
 
-    Issue 8 fills this in from `config["strategy"]` (auto, single, mirrored, multi-worker); models
-    already build and compile inside `strategy.scope()` when one is given.
+    From `config["strategy"]` (auto, single, mirrored, multi-worker; runs made before it existed: auto),
+    see `tui_composer.distribute.make_strategy`. Models build and compile inside `strategy.scope()`.
     """
-    return None
+    from tui_composer.distribute import make_strategy as strategy_named
+
+    try:
+        return strategy_named(config.get("strategy") or DEFAULT_STRATEGY)
+    except StrategyError as error:
+        raise TrainingError(str(error)) from None
 
 
 # --- the encoder ----------------------------------------------------------------------------------------------
@@ -439,6 +450,13 @@ def _train(
 
     # The model: fresh, or the last epoch's checkpoint with its optimizer state.
     strategy = make_strategy(config)
+    # Every worker of a cluster trains; only the chief writes model files (the others would race it).
+    chief = is_chief(strategy)
+    if resume and config.get("strategy") == "multi-worker":
+        raise TrainingError(
+            f"run {run.name!r}: resuming a multi-worker run is not supported (only the chief has checkpoints); "
+            "train a new run"
+        )
     model_class = mod_spec.model_class()
     last = run.checkpoints_dir / "last.keras"
     if saved_state is not None and last.is_file():
@@ -451,8 +469,13 @@ def _train(
         if resume:
             run.append_metric({"kind": "resumed", "epoch": 0})  # killed before its first checkpoint
         seed_everything(epoch_seed(state.seed, 0))
-        model = model_class(config["model_params"], data, strategy)
+        try:
+            model = model_class(config["model_params"], data, strategy)
+        except StrategyError as error:  # e.g. streams that the replicas can't share evenly
+            raise TrainingError(str(error)) from None
     status.write(state="training", epoch=state.epoch, best_valid_loss=state.best_valid_loss)
+    if not chief:
+        log(f"run {run.name!r}: a non-chief worker of a multi-worker cluster; the chief writes the model files")
 
     patience = int(config.get("patience", DEFAULT_PATIENCE))
     time_limit = config.get("time_limit")
@@ -473,7 +496,8 @@ def _train(
             train, state.epoch, EpochProgress(on_batch=tracker.on_batch, stop_requested=stop.is_set)
         )
         if stop.is_set():
-            save_model(model, run.checkpoints_dir / "interrupted.keras")
+            if chief:
+                save_model(model, run.checkpoints_dir / "interrupted.keras")
             final = status.write(state="stopped", eta_seconds=None, message="stopped; resume with --resume")
             report(Progress(phase="stopped", epoch=state.epoch, epochs=epochs))
             return final
@@ -487,7 +511,8 @@ def _train(
             state.best_valid_loss, state.best_epoch, state.bad_epochs = float(score), state.epoch, 0
         else:
             state.bad_epochs += 1
-        checkpoint_epoch(run, model, state, improved)
+        if chief:
+            checkpoint_epoch(run, model, state, improved)
         seconds = time.monotonic() - started
         epoch_seconds.append(seconds)
         record = {

@@ -12,7 +12,7 @@ is shuffled across the stream axis (only the order of pieces, before cutting, ch
 Sampling does not call the Keras layers one character at a time: it reads their weights into one
 TensorFlow graph whose `tf.while_loop` runs the recurrent step for a whole batch of tunes, with the
 embedding folded into the first layer's input kernel. Constrained sampling (a `TokenConstraint`) runs
-the same compiled step from a Python loop, since its masks come from Python.
+the same step, compiled on its own, from a Python loop, since its masks come from Python.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import tensorflow as tf
 from tui_composer_plugins.char_lstm import PARAMS
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest, TokenConstraint
+from tui_composer.distribute import splits_batches
 
 SERIAL_PACKAGE = "tui_composer_char_lstm"
 
@@ -208,6 +209,12 @@ class CharLSTM(Model):
                 compile_network(network, self.params, data)
         self.network = network
         self._sampler: _Sampler | None = None
+        # Mirrored and multi-worker strategies split the streams across replicas (see distributed.py).
+        self._replicas: Any = None
+        if splits_batches(strategy):
+            from tui_composer_plugins.char_lstm.distributed import ReplicaTrainer
+
+            self._replicas = ReplicaTrainer(self)
 
     def _scope(self) -> Any:
         return self.strategy.scope() if self.strategy is not None else nullcontext()
@@ -246,6 +253,8 @@ class CharLSTM(Model):
 
     def train_epoch(self, sequences: Sequence[np.ndarray], epoch: int, progress: EpochProgress) -> float:
         self._sampler = None  # the weights change
+        if self._replicas is not None:
+            return self._replicas.train_epoch(sequences, epoch, progress)
         batches = self.batches(sequences, shuffle=self.params["shuffle"])
         self.reseed_dropout()
         self.reset_states()
@@ -262,6 +271,8 @@ class CharLSTM(Model):
         return total_loss / total_weight if total_weight else math.nan
 
     def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
+        if self._replicas is not None:
+            return self._replicas.evaluate(sequences)
         batches = self.batches(sequences, shuffle=False)
         self.reset_states()
         total_loss = total_weight = 0.0
@@ -376,6 +387,10 @@ class _Sampler:
             for filtered in (False, True)
         }
         self._step = tf.function(self._step_graph, input_signature=[input_spec, state_specs, state_specs])
+        # The constrained loop calls a step from Python a thousand times: one state tensor (every layer's
+        # h then c) and a concrete function halve TensorFlow's per-call overhead. Traced on first use.
+        self._packed_spec = [input_spec, tf.TensorSpec([None, 2 * sum(self.units)], tf.float32)]
+        self._packed: Any = None
 
     # --- graph pieces ----------------------------------------------------------------------------------
 
@@ -397,6 +412,20 @@ class _Sampler:
             new_hs.append(h)
             new_cs.append(c)
         return tf.matmul(h, self.out_kernel) + self.out_bias, new_hs, new_cs
+
+    def _packed_step_graph(self, x: Any, state: Any) -> tuple[Any, Any]:
+        """`_step_graph` with the states packed in one tensor: inputs and state -> logits and state."""
+        parts = tf.split(state, self.units + self.units, axis=1)
+        layers = len(self.units)
+        logits, hs, cs = self._step_graph(x, parts[:layers], parts[layers:])
+        return logits, tf.concat(hs + cs, axis=1)
+
+    def packed_step(self) -> Any:
+        """The compiled packed step, traced once per sampler."""
+        if self._packed is None:
+            self._packed = tf.function(self._packed_step_graph, input_signature=self._packed_spec)
+            self._packed = self._packed.get_concrete_function()
+        return self._packed
 
     def _draw(self, logits: Any, seed: Any, t: Any, temperature: Any, top_k: Any, filtered: bool) -> Any:
         """The next ids (tokens) or frames for a batch, from the output logits at step t."""
@@ -496,59 +525,93 @@ class _Sampler:
         return tune[: ends[0]] if len(ends) else tune
 
     def constrained(self, request: SampleRequest, constraint: TokenConstraint) -> list[np.ndarray]:
-        """Token sampling where the constraint masks each step: the compiled step in a Python loop."""
+        """Token sampling where the constraint masks each step: the compiled step in a Python loop.
+
+        Only the unfinished tunes go through the step, and each step draws for all of them at once
+        (Gumbel-max). Without a top-k filter, a constraint that can check one token (`allows(state,
+        token)`, as the `abc` grammar can) lets a tune draw from its unmasked distribution first and keep
+        the token when allowed; a refused draw is drawn again from the masked distribution. That is the
+        masked distribution exactly (a refusal leaves the allowed tokens in proportion), and most steps
+        need no mask.
+        """
         primer = self._primer(request)
         rng = np.random.default_rng(request.seed)
         n = request.n
-        hs = [tf.zeros([n, u]) for u in self.units]
-        cs = [tf.zeros([n, u]) for u in self.units]
+        step = self.packed_step()
+        state = tf.zeros([n, 2 * sum(self.units)])
         x = self._start(n)
         states = [constraint.start() for _ in range(n)]
         tunes: list[list[int]] = [[] for _ in range(n)]
-        done = np.zeros(n, bool)
+        active = np.arange(n)  # the tunes still being written: rows of the batch
         eos = self.data.eos
+        allows = getattr(constraint, "allows", None) if request.top_k <= 0 else None
         for t in range(max(request.max_length, len(primer))):
-            logits, hs, cs = self._step(tf.constant(x), hs, cs)
+            logits, state = step(tf.constant(x), state)
             if t < len(primer):
-                nxt = np.full(n, primer[t], np.int32)
+                nxt = np.full(len(active), primer[t], np.int32)
             else:
-                scores = logits.numpy()
-                nxt = np.array(
-                    [
-                        eos if done[i] else self._constrained_draw(scores[i], constraint, states[i], request, rng)
-                        for i in range(n)
-                    ],
-                    np.int32,
-                )
-            for i in range(n):
-                if done[i]:
+                current = [states[i] for i in active]
+                nxt = self._constrained_draws(logits.numpy(), current, constraint, allows, request, rng)
+            ended = np.zeros(len(active), bool)
+            for row, i in enumerate(active.tolist()):
+                token = int(nxt[row])
+                if token == eos:
+                    ended[row] = True
                     continue
-                if eos is not None and nxt[i] == eos:
-                    done[i] = True
-                    continue
-                tunes[i].append(int(nxt[i]))
-                states[i] = constraint.advance(states[i], int(nxt[i]))
-            if done.all():
-                break
+                tunes[i].append(token)
+                states[i] = constraint.advance(states[i], token)
+            if ended.any():
+                if ended.all():
+                    break
+                # A finished tune leaves the batch: its rows of the states go, the others carry on.
+                keep = np.flatnonzero(~ended)
+                active, nxt = active[keep], nxt[keep]
+                state = tf.gather(state, keep)
             x = nxt
         return [np.asarray(tune, np.int32) for tune in tunes]
 
-    def _constrained_draw(
+    def _constrained_draws(
         self,
         logits: np.ndarray,
+        states: list[Any],
         constraint: TokenConstraint,
-        state: Any,
+        allows: Any,
         request: SampleRequest,
         rng: np.random.Generator,
-    ) -> int:
-        allowed = np.asarray(constraint.allowed(state), bool) & ~self.banned_ids
-        if not allowed.any():
+    ) -> np.ndarray:
+        """The next token of every row of the batch, each allowed by the constraint in its state."""
+        scaled = logits / max(request.temperature, 1e-4)
+        scaled[:, self.banned_ids] = -np.inf
+        chosen = np.empty(len(states), np.int32)
+        if allows is None:
+            refused = np.arange(len(states))
+        else:
+            chosen[:] = _gumbel_max(scaled, rng)
+            refused = np.asarray([row for row, state in enumerate(states) if not allows(state, int(chosen[row]))], int)
+        if len(refused):
+            masks = np.stack([np.asarray(constraint.allowed(states[row]), bool) for row in refused])
+            masks &= ~self.banned_ids
+            masked = np.where(masks, scaled[refused], -np.inf)
+            if request.top_k > 0:
+                size = masked.shape[1]
+                kth = np.partition(masked, size - min(request.top_k, size), axis=1)[
+                    :, [size - min(request.top_k, size)]
+                ]
+                masked = np.where(masked < kth, -np.inf, masked)
+            drawn = _gumbel_max(masked, rng)
             # Nothing can follow: end the tune if the vocabulary has an end, else take the likeliest.
-            return int(self.data.eos) if self.data.eos is not None else int(np.argmax(logits))
-        scaled = np.where(allowed, logits / max(request.temperature, 1e-4), -np.inf)
-        if request.top_k > 0:
-            kth = np.sort(scaled)[-min(request.top_k, len(scaled))]
-            scaled = np.where(scaled < kth, -np.inf, scaled)
-        probabilities = np.exp(scaled - scaled.max())
-        probabilities /= probabilities.sum()
-        return int(rng.choice(len(probabilities), p=probabilities))
+            stuck = ~masks.any(axis=1)
+            if stuck.any():
+                fallback = (
+                    np.full(len(refused), self.data.eos)
+                    if self.data.eos is not None
+                    else np.argmax(logits[refused], axis=1)
+                )
+                drawn = np.where(stuck, fallback, drawn)
+            chosen[refused] = drawn
+        return chosen
+
+
+def _gumbel_max(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row from softmax(scores), rows at once: the argmax of the scores plus Gumbel noise."""
+    return np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)

@@ -64,9 +64,9 @@ def replica_update(model: RBM) -> Callable[[np.ndarray], tuple[tf.Tensor, tf.Ten
     compiled = tf.function(step, autograph=False, reduce_retracing=True)
 
     def update(windows: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        if len(windows) < replicas:  # repeating the few windows keeps their mean gradient
+            windows = np.resize(windows, (replicas, *windows.shape[1:]))
         rows = len(windows) - len(windows) % replicas
-        if rows == 0:
-            return tf.constant(np.nan), tf.constant(np.nan)
         return compiled(per_replica(strategy, windows[:rows]), tf.constant(rows, tf.float32))
 
     return update

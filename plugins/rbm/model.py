@@ -43,6 +43,7 @@ from tui_composer_plugins.rbm.energy import (
 )
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest
+from tui_composer.distribute import splits_batches
 
 SERIAL_PACKAGE = "tui_composer_rbm"
 
@@ -188,6 +189,10 @@ class RBM(Model):
         self._update = tf.function(
             lambda windows: network.cd_update(windows, cd_steps), input_signature=signature, autograph=False
         )
+        if splits_batches(strategy):  # mirrored or multi-worker: each replica updates on its share
+            from tui_composer_plugins.rbm.distributed import replica_update
+
+            self._update = replica_update(self)
         self._generate = tf.function(partial(_generate_windows, network), reduce_retracing=True, autograph=False)
         self._window_step = tf.function(self._sample_last_step, reduce_retracing=True, autograph=False)
 

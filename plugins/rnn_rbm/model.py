@@ -48,6 +48,7 @@ from tui_composer_plugins.rbm.model import checked_primer, make_optimizer
 from tui_composer_plugins.rnn_rbm import PARAMS
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest
+from tui_composer.distribute import splits_batches
 
 SERIAL_PACKAGE = "tui_composer_rnn_rbm"
 
@@ -386,6 +387,10 @@ class RNNRBM(Model):
         self._biases = tf.function(
             biases, input_signature=[chunk_specs[0], chunk_specs[1], chunk_specs[3]], autograph=False
         )
+        if splits_batches(self.strategy):  # mirrored or multi-worker: each replica continues its own streams
+            from tui_composer_plugins.rnn_rbm.distributed import replica_updates
+
+            self._update, self._pretrain = replica_updates(self)
         self._generate = tf.function(network.generate, reduce_retracing=True, autograph=False)
         self._sample_step = tf.function(network.sample_step, reduce_retracing=True, autograph=False)
         self._step = tf.function(network.step, reduce_retracing=True, autograph=False)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from tui_composer.commands.context import StudioContext, pass_studio
+from tui_composer.distribute import DEFAULT_STRATEGY, STRATEGIES
 from tui_composer.params import ParamError, parse_assignments
 from tui_composer.training import (
     DEFAULT_EPOCHS,
@@ -59,6 +60,14 @@ EXIT_STOPPED = 130  # like a shell's Ctrl-C: the run is checkpointed but not fin
     metavar="MINUTES",
     help="Start no epoch that would end after this many minutes of training.",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default=DEFAULT_STRATEGY,
+    show_default=True,
+    help="tf.distribute strategy: auto (all GPUs when more than one), single device, mirrored (all local "
+    "devices), multi-worker (hosts listed in TF_CONFIG).",
+)
 @click.option("--resume", metavar="RUN", help="Continue a stopped, crashed or killed run from its last epoch.")
 @pass_studio
 def train(
@@ -73,6 +82,7 @@ def train(
     name: str | None,
     patience: int,
     time_limit: float | None,
+    strategy: str,
     resume: str | None,
 ) -> None:
     """Train a model on a corpus through an encoder; prints the run's name, then its progress.
@@ -109,6 +119,7 @@ def train(
                 name=name,
                 patience=patience,
                 time_limit=time_limit,
+                strategy=strategy,
             )
             run = prepare_run(studio, request)
     except (TrainingError, ParamError, WorkspaceError) as error:
