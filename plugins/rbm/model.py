@@ -159,8 +159,43 @@ def padded(sequence: np.ndarray, pad: int, data: DataSpec) -> np.ndarray:
     return np.concatenate([np.zeros((pad, data.size), np.uint8), frames])
 
 
-class RBM(Model):
+class EnergyModel(Model):
+    """What `rbm` and `rnn-rbm` share: evaluation by the per-step likelihood, and their `.keras` files."""
+
+    network_class: type[keras.Model]
+    label: str
+    network: keras.Model
+
+    def negative_log_likelihood(
+        self, sequences: Sequence[np.ndarray], chains: int, temperatures: int, seed: int = 0, max_frames: int = 0
+    ) -> NegativeLogLikelihood:
+        raise NotImplementedError
+
+    def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
+        """Cross-entropy per step: exact for tokens; for frames an AIS estimate on `eval_frames` frames."""
+        p = self.params
+        nll = self.negative_log_likelihood(
+            sequences, int(p["ais_chains"]), int(p["ais_temperatures"]), max_frames=int(p["eval_frames"])
+        )
+        return Evaluation(loss=nll.nats, bits=nll.bits)
+
+    def save(self, path: Path) -> None:
+        self.network.save(Path(path))
+
+    @classmethod
+    def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> EnergyModel:
+        with strategy.scope() if strategy is not None else nullcontext():
+            network = keras.saving.load_model(Path(path), safe_mode=True, compile=True)
+        if not isinstance(network, cls.network_class):
+            raise ValueError(f"{path}: not an {cls.label} model (it holds a {type(network).__name__})")
+        return cls(params, data, strategy, network=network)
+
+
+class RBM(EnergyModel):
     """The `rbm` model plugin (see the module docstring)."""
+
+    network_class = WindowRBMNetwork
+    label = "rbm"
 
     def __init__(
         self,
@@ -289,27 +324,6 @@ class RBM(Model):
             return NegativeLogLikelihood(nats, float(math.sqrt(estimate.variance[0])), len(v))
         group = self.data.size if self.tokens else 0
         return step_nll(v, vis_bias, hid_bias, weights, group, chains, temperatures, seed, max_frames)
-
-    def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
-        """Cross-entropy per step: exact for tokens; for frames an AIS estimate on `eval_frames` frames."""
-        p = self.params
-        nll = self.negative_log_likelihood(
-            sequences, int(p["ais_chains"]), int(p["ais_temperatures"]), max_frames=int(p["eval_frames"])
-        )
-        return Evaluation(loss=nll.nats, bits=nll.bits)
-
-    # --- files -------------------------------------------------------------------------------------
-
-    def save(self, path: Path) -> None:
-        self.network.save(Path(path))
-
-    @classmethod
-    def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> RBM:
-        with strategy.scope() if strategy is not None else nullcontext():
-            network = keras.saving.load_model(Path(path), safe_mode=True, compile=True)
-        if not isinstance(network, WindowRBMNetwork):
-            raise ValueError(f"{path}: not an rbm model (it holds a {type(network).__name__})")
-        return cls(params, data, strategy, network=network)
 
     # --- sampling ----------------------------------------------------------------------------------
 

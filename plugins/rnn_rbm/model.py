@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -44,10 +43,10 @@ from tui_composer_plugins.rbm.energy import (
     token_log_probs,
     visible_bias_init,
 )
-from tui_composer_plugins.rbm.model import checked_primer, make_optimizer
+from tui_composer_plugins.rbm.model import EnergyModel, checked_primer, make_optimizer
 from tui_composer_plugins.rnn_rbm import PARAMS
 
-from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest
+from tui_composer.api import DataSpec, EpochProgress, SampleRequest
 from tui_composer.distribute import splits_batches
 
 SERIAL_PACKAGE = "tui_composer_rnn_rbm"
@@ -333,8 +332,11 @@ class Streams:
         return self.steps[:, window], self.reset[:, window], self.weight[:, window]
 
 
-class RNNRBM(Model):
+class RNNRBM(EnergyModel):
     """The `rnn-rbm` model plugin (see the module docstring)."""
+
+    network_class = RNNRBMNetwork
+    label = "rnn-rbm"
 
     def __init__(
         self,
@@ -453,27 +455,6 @@ class RNNRBM(Model):
         v, vis_bias, hid_bias, weights = self.conditionals(sequences)
         group = self.data.size if self.tokens else 0
         return step_nll(v, vis_bias, hid_bias, weights, group, chains, temperatures, seed, max_frames)
-
-    def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
-        """Cross-entropy per step: exact for tokens; for frames an AIS estimate on `eval_frames` frames."""
-        p = self.params
-        nll = self.negative_log_likelihood(
-            sequences, int(p["ais_chains"]), int(p["ais_temperatures"]), max_frames=int(p["eval_frames"])
-        )
-        return Evaluation(loss=nll.nats, bits=nll.bits)
-
-    # --- files -------------------------------------------------------------------------------------
-
-    def save(self, path: Path) -> None:
-        self.network.save(Path(path))
-
-    @classmethod
-    def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> RNNRBM:
-        with strategy.scope() if strategy is not None else nullcontext():
-            network = keras.saving.load_model(Path(path), safe_mode=True, compile=True)
-        if not isinstance(network, RNNRBMNetwork):
-            raise ValueError(f"{path}: not an rnn-rbm model (it holds a {type(network).__name__})")
-        return cls(params, data, strategy, network=network)
 
     # --- sampling ----------------------------------------------------------------------------------
 
