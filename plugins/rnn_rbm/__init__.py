@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tui_composer_plugins.rbm import LIKELIHOOD_PARAMS
+
 from tui_composer.api import ModelSpec, Param, hookimpl
 
 PARAMS = (
@@ -50,15 +52,7 @@ PARAMS = (
         "Tokens: Gibbs-sample each step's softmax group, or draw from its exact distribution.",
         choices=("gibbs", "exact"),
     ),
-    Param("ais_chains", int, 2, "AIS chains per frame when evaluating frames (likelihood).", min=1, max=100000),
-    Param("ais_temperatures", int, 500, "AIS inverse temperatures when evaluating frames.", min=3, max=1000000),
-    Param(
-        "eval_frames",
-        int,
-        1000,
-        "Frames whose likelihood AIS estimates at each evaluation, evenly spread over the split (0: all).",
-        min=0,
-    ),
+    *LIKELIHOOD_PARAMS,
 )
 
 SPEC = ModelSpec(
