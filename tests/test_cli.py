@@ -87,3 +87,26 @@ def test_corpus_import_and_show_report_skipped_items(tmp_path: Path) -> None:
     assert shown["pieces"] == 1 and shown["skipped_items"] == [{"item": "empty.mid", "reason": "empty file"}]
     missing = run_cli("corpus", "show", "nope", home=home, check=False)
     assert missing.returncode == 1 and "no corpus named 'nope'" in missing.stderr
+
+
+ROUND_TRIP = """
+from tui_composer.studio import Studio
+from tui_composer_intervals.encoder import IntervalEncoder
+piece = Studio().catalogue.get("oneills").pieces[0]
+encoder = IntervalEncoder(start_pitch=67)
+reading = encoder.read(piece)
+encoder.fit([reading])
+ids = encoder.encode(reading)
+restored = IntervalEncoder(start_pitch=67)
+restored.load_state(encoder.state())
+notes = [n for n in restored.decode(ids).flatten().notesAndRests]
+print(len(reading), len(ids), restored.data_spec().size, len(set(reading)), notes[0].pitch.midi, notes[1].pitch.midi)
+"""
+
+
+def test_the_example_encoder_round_trips_through_its_vocabulary(plugin_site: Path, tmp_path: Path) -> None:
+    output = run_cli_code(ROUND_TRIP, plugin_site, tmp_path).split()
+    tokens, ids, size, symbols, first, second = (int(x) for x in output)
+    assert ids == tokens + 2  # bos and eos around the readings
+    assert size == symbols + 3  # the readings' symbols plus bos, eos and unk
+    assert (first, second) == (67, 69)  # starts where asked, then up a tone as the tune does

@@ -15,6 +15,7 @@ from tui_composer.contract import (
     Piece,
     SampleRequest,
     TokenConstraint,
+    TokenEncoder,
     Vocabulary,
 )
 from tui_composer.hookspecs import hookimpl
@@ -38,6 +39,7 @@ __all__ = [
     "Piece",
     "SampleRequest",
     "TokenConstraint",
+    "TokenEncoder",
     "Vocabulary",
     "hookimpl",
 ]

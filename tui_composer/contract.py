@@ -187,6 +187,38 @@ class Encoder(ABC):
         return None
 
 
+class TokenEncoder(Encoder):
+    """An encoder whose readings are lists of symbols, encoded over a Vocabulary fitted on the training split.
+
+    Subclasses implement `read` and `decode`, and set `name` for messages.
+    """
+
+    kind: ClassVar[DataKind] = "tokens"
+    name: ClassVar[str] = "tokens"
+    vocabulary: Vocabulary | None = None
+
+    def fit(self, readings: Sequence[Sequence[str]]) -> None:
+        self.vocabulary = Vocabulary.fit(readings)
+
+    def fitted_vocabulary(self) -> Vocabulary:
+        if self.vocabulary is None:
+            raise RuntimeError(f"{self.name}: fit the encoder (or load its state) before encoding or decoding")
+        return self.vocabulary
+
+    def encode(self, reading: Sequence[str]) -> np.ndarray:
+        return self.fitted_vocabulary().encode(reading)
+
+    def data_spec(self) -> DataSpec:
+        vocabulary = self.fitted_vocabulary()
+        return DataSpec(kind="tokens", size=len(vocabulary), bos=vocabulary.bos, eos=vocabulary.eos)
+
+    def state(self) -> dict[str, Any]:
+        return {"vocabulary": self.fitted_vocabulary().to_json()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.vocabulary = Vocabulary.from_json(state["vocabulary"])
+
+
 class TokenConstraint(Protocol):
     """Incremental validity check for token samplers (one state per sequence being sampled)."""
 

@@ -19,12 +19,12 @@ ABC parser, dropping trailing lines a model garbled when the whole tune does not
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tui_composer.api import DataSpec, EncodeError, Encoder, Piece, Vocabulary
+from tui_composer.api import EncodeError, Piece, TokenEncoder
 
 if TYPE_CHECKING:
     from music21.stream import Score
@@ -81,12 +81,12 @@ def abc_score(text: str, name: str = "sample") -> Score:
     raise EncodeError(name, f"no playable ABC: {last_error}")
 
 
-class AbcEncoder(Encoder):
-    kind = "tokens"
+class AbcEncoder(TokenEncoder):
+    name = "abc"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.vocabulary: Vocabulary | None = None
+        self.vocabulary = None
 
     def read(self, piece: Piece) -> list[str]:
         if piece.format == "abc":
@@ -113,20 +113,9 @@ class AbcEncoder(Encoder):
         if not score.recurse().notes:
             raise EncodeError(piece.key, "no notes")
 
-    def fit(self, readings: Sequence[list[str]]) -> None:
-        self.vocabulary = Vocabulary.fit(readings)
-
-    def _fitted(self) -> Vocabulary:
-        if self.vocabulary is None:
-            raise RuntimeError("abc: fit the encoder (or load its state) before encoding or decoding")
-        return self.vocabulary
-
-    def encode(self, reading: list[str]) -> np.ndarray:
-        return self._fitted().encode(reading)
-
     def text(self, ids: Iterable[int]) -> str:
         """Ids (with or without bos and eos) as text, up to the first eos; unknown ids are dropped."""
-        return "".join(self._fitted().decode(np.asarray(list(ids)).ravel()))
+        return "".join(self.fitted_vocabulary().decode(np.asarray(list(ids)).ravel()))
 
     def to_abc(self, array: np.ndarray) -> str:
         text = self.text(array)
@@ -141,14 +130,4 @@ class AbcEncoder(Encoder):
         """The ABC checker over this vocabulary: samplers mask what can't lead to a valid tune."""
         from tui_composer_plugins.abc.grammar import AbcGrammar
 
-        return AbcGrammar.for_vocabulary(self._fitted())
-
-    def data_spec(self) -> DataSpec:
-        vocabulary = self._fitted()
-        return DataSpec(kind="tokens", size=len(vocabulary), bos=vocabulary.bos, eos=vocabulary.eos)
-
-    def state(self) -> dict[str, Any]:
-        return {"vocabulary": self._fitted().to_json()}
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        self.vocabulary = Vocabulary.from_json(state["vocabulary"])
+        return AbcGrammar.for_vocabulary(self.fitted_vocabulary())

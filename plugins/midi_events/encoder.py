@@ -9,12 +9,12 @@ mido MidiFile and reads it into music21. Repeats are kept as written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tui_composer.api import DataSpec, EncodeError, Encoder, Piece, Vocabulary
+from tui_composer.api import EncodeError, Piece, TokenEncoder
 from tui_composer.notes import DEFAULT_VELOCITY, GridNote, midi_notes, notes_to_midi, piece_notes, quantise
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from music21.stream import Score
 
 
-class MidiEventEncoder(Encoder):
-    kind = "tokens"
+class MidiEventEncoder(TokenEncoder):
+    name = "midi-events"
 
     def __init__(
         self, steps_per_quarter: int = 4, max_shift_quarters: int = 4, velocity_bins: int = 0, **params: Any
@@ -37,7 +37,7 @@ class MidiEventEncoder(Encoder):
         self.steps_per_quarter = steps_per_quarter
         self.max_shift = steps_per_quarter * max_shift_quarters
         self.velocity_bins = velocity_bins
-        self.vocabulary: Vocabulary | None = None
+        self.vocabulary = None
 
     # --- events <-> notes ------------------------------------------------------------------------------
 
@@ -132,20 +132,9 @@ class MidiEventEncoder(Encoder):
             raise EncodeError(piece.key, "no notes")
         return self.events(notes)
 
-    def fit(self, readings: Sequence[list[str]]) -> None:
-        self.vocabulary = Vocabulary.fit(readings)
-
-    def _fitted(self) -> Vocabulary:
-        if self.vocabulary is None:
-            raise RuntimeError("midi-events: fit the encoder (or load its state) before encoding or decoding")
-        return self.vocabulary
-
-    def encode(self, reading: list[str]) -> np.ndarray:
-        return self._fitted().encode(reading)
-
     def tokens(self, ids: Iterable[int]) -> list[str]:
         """Ids (with or without bos and eos) as tokens; unknown ids are dropped."""
-        vocabulary = self._fitted()
+        vocabulary = self.fitted_vocabulary()
         return vocabulary.decode(i for i in ids if int(i) != vocabulary.bos)
 
     def decode(self, array: np.ndarray) -> Score:
@@ -153,13 +142,3 @@ class MidiEventEncoder(Encoder):
 
         midi = self.to_midi(self.tokens(np.asarray(array).ravel()))
         return midi_to_score(midi, self.steps_per_quarter)
-
-    def data_spec(self) -> DataSpec:
-        vocabulary = self._fitted()
-        return DataSpec(kind="tokens", size=len(vocabulary), bos=vocabulary.bos, eos=vocabulary.eos)
-
-    def state(self) -> dict[str, Any]:
-        return {"vocabulary": self._fitted().to_json()}
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        self.vocabulary = Vocabulary.from_json(state["vocabulary"])

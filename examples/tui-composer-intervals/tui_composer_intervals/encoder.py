@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from tui_composer.api import EncodeError, Piece, TokenEncoder
 from tui_composer.export import parse_piece
 
-from tui_composer.api import DataSpec, EncodeError, Encoder, Piece, Vocabulary
 
+class IntervalEncoder(TokenEncoder):
+    """Vocabulary fitting, encoding and saving come from TokenEncoder; this class reads and decodes."""
 
-class IntervalEncoder(Encoder):
-    kind = "tokens"
+    name = "intervals"
 
     def __init__(self, start_pitch: int = 60, max_interval: int = 24) -> None:
         super().__init__(start_pitch=start_pitch, max_interval=max_interval)
         self.start_pitch = start_pitch
         self.max_interval = max_interval
-        self.vocabulary = Vocabulary([])
 
     def read(self, piece: Piece) -> list[str]:
         try:
@@ -45,18 +46,12 @@ class IntervalEncoder(Encoder):
             step -= 12 if step > 0 else -12
         return step
 
-    def fit(self, readings: Any) -> None:
-        self.vocabulary = Vocabulary.fit(readings)
-
-    def encode(self, reading: list[str]) -> np.ndarray:
-        return self.vocabulary.encode(reading)
-
     def decode(self, array: np.ndarray) -> Any:
         from music21 import note, stream
 
         part = stream.Part()
         pitch = self.start_pitch
-        for token in self.vocabulary.decode(array):
+        for token in self.fitted_vocabulary().decode(array):
             step, _, duration = token.partition(":")
             length = float(duration)
             if step == "r":
@@ -65,12 +60,3 @@ class IntervalEncoder(Encoder):
             pitch = min(108, max(21, pitch + int(step)))
             part.append(note.Note(pitch, quarterLength=length))
         return stream.Score([part])
-
-    def data_spec(self) -> DataSpec:
-        return DataSpec("tokens", len(self.vocabulary), self.vocabulary.bos, self.vocabulary.eos)
-
-    def state(self) -> dict[str, Any]:
-        return {"vocabulary": self.vocabulary.to_json()}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.vocabulary = Vocabulary.from_json(state["vocabulary"])
