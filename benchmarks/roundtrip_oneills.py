@@ -12,6 +12,7 @@ import time
 from functools import partial
 from typing import Any
 
+from tui_composer.abc_writer import score_to_abc, sounding_notes
 from tui_composer.contract import Piece
 from tui_composer.export import score_to_midi
 from tui_composer.parallel import map_bounded
@@ -52,31 +53,6 @@ def _vocabulary(name: str, params: dict[str, Any], pieces: list[Piece]) -> list[
     return encoder.state()["vocabulary"]
 
 
-def chorale_notes(score: Any) -> list[list[tuple[float, tuple[str, ...], float]]]:
-    """Per part, (offset, spelled pitches, length) with tied single notes joined (see tests/test_abc_writer.py)."""
-    from music21 import harmony
-
-    parts = []
-    for part in score.parts:
-        line: list[list[Any]] = []
-        for n in part.flatten().notes:
-            if n.duration.isGrace or isinstance(n, harmony.Harmony):
-                continue
-            item = [
-                round(float(n.offset), 4),
-                tuple(sorted(p.nameWithOctave for p in n.pitches)),
-                float(n.quarterLength),
-            ]
-            tied_on = not n.isChord and n.tie is not None and n.tie.type in ("start", "continue")
-            if line and line[-1][3] and line[-1][1] == item[1] and abs(line[-1][0] + line[-1][2] - item[0]) < 1e-6:
-                line[-1][2] += item[2]
-                line[-1][3] = tied_on
-                continue
-            line.append([*item, tied_on])
-        parts.append([(a, b, round(c, 4)) for a, b, c, _ in line])
-    return parts
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tunes", type=int, default=300)
@@ -102,14 +78,13 @@ def main() -> None:
 
     from music21 import corpus
 
-    from tui_composer.abc_writer import score_to_abc
     from tui_composer.export import parse_abc
 
     paths = [p for p in corpus.getComposer("bach") if p.suffix in (".mxl", ".xml")][: args.chorales]
     same = 0
     for path in paths:
         chorale = corpus.parse(path)
-        if chorale_notes(parse_abc(score_to_abc(chorale))) == chorale_notes(chorale):
+        if sounding_notes(parse_abc(score_to_abc(chorale))) == sounding_notes(chorale):
             same += 1
         else:
             print(f"  chorale {path.name}: the re-parsed ABC differs")

@@ -5,36 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from music21 import chord, corpus, harmony, key, meter, note, stream, tie
+from music21 import chord, corpus, key, meter, note, stream, tie
 from tui_composer_corpora import music21_corpus_dir
 
-from tui_composer.abc_writer import score_to_abc
+from tui_composer.abc_writer import score_to_abc, sounding_notes
 from tui_composer.corpora import read_folder
 from tui_composer.export import parse_abc
-
-
-def sounding_notes(score: Any) -> list[list[tuple[float, tuple[str, ...], float]]]:
-    """Per part: (offset, spelled pitches, length) of each note or chord; tied single notes joined
-    (music21's ABC reader keeps ties on notes but drops them inside chords, so chords stay as written)."""
-    parts = []
-    for part in score.parts:
-        line: list[list[Any]] = []
-        for n in part.flatten().notes:
-            if n.duration.isGrace or isinstance(n, harmony.Harmony):
-                continue
-            item = [
-                round(float(n.offset), 4),
-                tuple(sorted(p.nameWithOctave for p in n.pitches)),
-                float(n.quarterLength),
-            ]
-            tied_on = not n.isChord and n.tie is not None and n.tie.type in ("start", "continue")
-            if line and line[-1][3] and line[-1][1] == item[1] and abs(line[-1][0] + line[-1][2] - item[0]) < 1e-6:
-                line[-1][2] += item[2]
-                line[-1][3] = tied_on
-                continue
-            line.append([*item, tied_on])
-        parts.append([(a, b, round(c, 4)) for a, b, c, _ in line])
-    return parts
 
 
 @pytest.mark.parametrize("work", ["bach/bwv66.6", "bach/bwv153.1", "bach/bwv269"])

@@ -397,3 +397,32 @@ class _VoiceWriter:
         else:
             text += step + "," * (4 - octave)
         return text
+
+
+def sounding_notes(score: Any) -> list[list[tuple[float, tuple[str, ...], float]]]:
+    """What the writer promises to keep, to compare a score with its ABC re-parsed.
+
+    Per part: (offset, spelled pitches, length) of each note or chord, tied single notes joined (music21's
+    ABC reader keeps ties on notes but drops them inside chords, so chords stay as written).
+    """
+    from music21 import harmony
+
+    parts = []
+    for part in score.parts:
+        line: list[list[Any]] = []
+        for n in part.flatten().notes:
+            if n.duration.isGrace or isinstance(n, harmony.Harmony):
+                continue
+            item = [
+                round(float(n.offset), 4),
+                tuple(sorted(p.nameWithOctave for p in n.pitches)),
+                float(n.quarterLength),
+            ]
+            tied_on = not n.isChord and n.tie is not None and n.tie.type in ("start", "continue")
+            if line and line[-1][3] and line[-1][1] == item[1] and abs(line[-1][0] + line[-1][2] - item[0]) < 1e-6:
+                line[-1][2] += item[2]
+                line[-1][3] = tied_on
+                continue
+            line.append([*item, tied_on])
+        parts.append([(a, b, round(c, 4)) for a, b, c, _ in line])
+    return parts
