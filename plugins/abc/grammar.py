@@ -12,14 +12,16 @@ restricted to what music21 10.5's ABC reader interprets the way the ABC standard
   take the values in `METERS` and `UNITS`, `K:` a tonic and an optional mode.
 - Body: notes (accidental, pitch, octave marks, length), rests `z`, chords `[CEG]2`, chord symbols and
   annotations `"Am"` `"^text"`, `!name!` decorations, grace groups `{ag}`, decorations `. ~ u v T k`, a
-  fermata `H` before a bar line, tuplets `(3` `(3:2`, ties `-`, slurs `( )`, broken rhythm `> < >> <<`,
-  bar lines `| || |] [| [|] |: :| :: :|| |1 |2 :|1 :|2 [1 [2`, line continuation `\\`, and `M:`/`L:`/`K:`
-  lines between bars.
+  fermata `H` before a bar line, the decoration `U` (music21 drops it), tuplets `(3` `(3:2`, ties `-`
+  (also after a staccato dot: `g.-f`), slurs `( )`, broken rhythm `> < >> <<`, bar lines
+  `| : || |] [| [|] |: :| :: :|| |1 |2 :|1 :|2 [1 [2`, line continuation `\\`, and `M:`/`L:`/`K:` lines
+  between bars.
 - Every bar lasts exactly what the meter says, except the first (a pickup), the last, and bars that
   begin or end at a section boundary (any bar line but `|`: repeats, endings, double bars) which may be
   shorter. No bar is ever longer. Durations follow music21's reading: tuplet ratios by meter, broken
   rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
-- Opened things close: chords, grace groups, chord symbols, slurs, tuplets and ties.
+- Opened things close: chords, grace groups, chord symbols, tuplets and ties. Slurs are only drawn, and
+  music21 ignores a `)` with nothing open and a slur left open at the end: they need not match.
 
 Speed: a state is a small immutable tuple; transitions and masks are cached per state, so after warm-up
 a sampling step costs two dictionary look-ups. A full mask costs a step for every character (about 90),
@@ -150,7 +152,8 @@ CHORD_NAMES = frozenset(
 # Annotation words that start like a chord name; music21 reads each safely (checked by the tests).
 ANNOTATION_WORDS = frozenset(
     {"D.C.", "D.S.", "Fine", "fine", "End", "end", "Coda", "Chorus.", "f", "ff", "fff", "fz", "dim.", "cresc.",
-     "DC", "DS", "dance", "break", "DANCE", "BREAK", "Chorus", "D.C", "cresc", "dim", "fine.", "End."}
+     "DC", "DS", "dance", "break", "DANCE", "BREAK", "Chorus", "D.C", "cresc", "dim", "fine.", "End.",
+     "Cronan.", "A MINOR"}
 )  # fmt: skip
 MAX_SYMBOL = 40  # characters in one chord symbol or annotation
 MAX_EXCLAMATION = 15  # characters in a !decoration! (music21 looks 20 ahead for the closing one)
@@ -161,6 +164,9 @@ DECORATIONS = ".~uvTk"
 # After a broken-rhythm mark only what music21 folds into the next note's token may come, or the mark
 # is ignored: chord symbols, these decorations, accidentals, the note itself.
 QUIET_DECORATIONS = "~T"
+# Letters music21 drops when they stand alone (not before a digit, `,`, `/` or `'`): `U` (a user-defined
+# decoration in the standard). A chord symbol before one would make music21 read it as a note.
+DROPPED_LETTERS = "U"
 NOTE_DECORATIONS = "~T"
 ACCIDENTALS = ("^", "^^", "_", "__", "=")
 PITCHES = frozenset("ABCDEFGabcdefg")
@@ -184,6 +190,7 @@ BROKEN_INDEX = {symbol: index for index, symbol in enumerate(BROKEN, start=1)}
 # `|` is not a section boundary; every other bar line holds one, so the bar after it may be short.
 BAR_LINES: dict[str, str] = {
     "|": "|",
+    ":": "|",  # a dotted bar line: plain, like `|`
     "||": "||",
     "|]": "|]",
     "[|": "[|",
@@ -225,7 +232,6 @@ HAS_NOTE = 4  # the tune has a pitched note
 TIE = 8  # a tie waits for its note
 LAST_ONLY = 16  # a short bar was closed by `|`: only the end of the tune may follow
 UNIT_SET = 32  # L: was given, so M: no longer sets the unit
-TUPLET_PAREN = 64  # a tuplet opened without a slur: one `)` may close it, as music21 reads `(3abc)`
 SYMBOL_WAITING = 128  # a chord symbol waits for its note: a lone `H` would join it and make a phantom C
 
 # prefix items (B_PREFIX aux bits)
@@ -583,7 +589,13 @@ def _prefix_state(core: Core) -> tuple[int, int]:
 
 
 def _idle(core: Core, char: str) -> Core | None:
-    prev = core.aux  # n: line start, s: space, b: after a bar line, t: after a tie, T: tie and `>`
+    prev = core.aux  # n: line start, s: space, b: after a bar line, t: after a tie, T: tie and `>`, U: `U`
+    if prev == "U":
+        # music21 drops a lone `U`, unless what follows joins it into a token (a length, an octave mark),
+        # or makes `U:` a field; a space or line end after it is left out to keep the states few
+        if char == EOS or char in DROPPED_LETTERS or char in "0123456789,/':\"!\n\\ H":
+            return None
+        return _idle(core._replace(aux="s"), char)
     if char == EOS:
         return _finish(core)
     if char in "<>" and prev == "t":
@@ -595,8 +607,10 @@ def _idle(core: Core, char: str) -> Core | None:
         if char not in "|:[" or core.tuplet_left:
             return None
         return _bar(core._replace(mode=B_BAR, aux=("", prev == "H")), char)
-    if char == "H" and prev in "bs" and not core.flags & (LAST_ONLY | SYMBOL_WAITING):
+    if char == "H" and prev in "bs" and not core.tuplet_left and not core.flags & (LAST_ONLY | SYMBOL_WAITING):
         return core._replace(aux="H")
+    if char in DROPPED_LETTERS and prev in "bsn" and not core.flags & (LAST_ONLY | SYMBOL_WAITING):
+        return core._replace(aux="U")
     if char == '"':
         return _open_symbol(core)
     if char == "!":
@@ -626,13 +640,15 @@ def _idle(core: Core, char: str) -> Core | None:
 
 def _finish(core: Core) -> Core | None:
     """The end of the tune: everything closed, at least one note, the last bar may be short."""
-    if core.tuplet_left or core.slurs or core.flags & TIE or core.broken or not core.flags & HAS_NOTE:
+    if core.tuplet_left or core.flags & TIE or core.broken or not core.flags & HAS_NOTE:
         return None
     return core._replace(mode=DONE, aux=None)
 
 
 def _after(core: Core, char: str) -> Core | None:
-    kind = core.aux  # n note, u bare upper-case note, r rest, c chord, p after `)`, P after `)>`
+    kind = core.aux  # n note, u bare upper-case note, r rest, c chord, p after `)`, P after `)>`, D: note `.`
+    if kind == "D":
+        return _after_dot(core, char)
     if char == EOS:
         return _finish(core)
     if char == '"':
@@ -648,6 +664,8 @@ def _after(core: Core, char: str) -> Core | None:
         return None
     if char == "-":
         return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE, last=0) if kind in "nuc" else None
+    if char == "." and kind in "nuc":
+        return core._replace(aux="D", last=0)  # a staccato dot, or `g.-f`: a tie after it
     if char == ")":
         return _close_paren(core)
     if char in "><" and kind == "p":
@@ -662,12 +680,19 @@ def _after(core: Core, char: str) -> Core | None:
     return _start_element(core._replace(mode=B_IDLE, aux="s", last=0), char)
 
 
+def _after_dot(core: Core, char: str) -> Core | None:
+    """After a note and `.`: a tie `-` ties that note (music21 keeps the dot for the next one), anything
+    else follows the dot as the staccato it is."""
+    if char == "-":
+        return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE)
+    dotted = _start_element(core._replace(mode=B_IDLE, aux="s"), ".")
+    return None if dotted is None else _prefix(dotted, char)
+
+
 def _close_paren(core: Core) -> Core | None:
-    if core.slurs:
-        return core._replace(mode=B_AFTER, aux="p", slurs=core.slurs - 1, last=0)
-    if core.flags & TUPLET_PAREN:
-        return core._replace(mode=B_AFTER, aux="p", flags=core.flags & ~TUPLET_PAREN, last=0)
-    return None
+    """`)`: music21 pops its stack of open slurs and tuplets and ignores a `)` with nothing open, so any
+    `)` after a note is harmless (slurs are only drawn)."""
+    return core._replace(mode=B_AFTER, aux="p", slurs=max(core.slurs - 1, 0), last=0)
 
 
 def _broken_ok(core: Core, symbol: str) -> bool:
@@ -716,8 +741,8 @@ def _bar(core: Core, char: str) -> Core | None:
         if any(line.startswith(candidate) and _bar_close_ok(core, line, None) for line in BAR_LINES):
             return core._replace(aux=(candidate, after_upper))
         return None
-    if text not in BAR_LINES:
-        return None
+    if text not in BAR_LINES or (text == ":" and after_upper):
+        return None  # `A:` before anything but `|` starts a field in music21
     if not _bar_close_ok(core, text, char):
         return None
     return _idle(_close_bar(core, text), char)
@@ -737,10 +762,9 @@ def _close_bar(core: Core, line: str) -> Core:
     closing = BAR_LINES[line]
     flags = core.flags
     short_last = core.bar and core.bar != core.bar_len and not flags & (PICKUP | AFTER_BOUNDARY) and closing == "|"
-    flags &= ~TUPLET_PAREN
     if core.bar:
         flags &= ~(PICKUP | AFTER_BOUNDARY)
-    if line != "|":
+    if line not in ("|", ":"):
         flags |= AFTER_BOUNDARY
     if short_last:
         flags |= LAST_ONLY
@@ -790,8 +814,6 @@ def _tuplet(core: Core, char: str) -> Core | None:
         return None
     q, p = _tuplet_ratio(core, text)  # type: ignore[misc]
     opened = core._replace(mode=B_PREFIX, aux=(items | P_TUPLET, 0), tuplet_left=p, tuplet_q=q, tuplet_p=p)
-    if not core.slurs:
-        opened = opened._replace(flags=opened.flags | TUPLET_PAREN)
     if char == " ":
         return opened._replace(aux=(items | P_TUPLET | P_SPACE, 0))
     return _prefix(opened, char)
@@ -1036,7 +1058,7 @@ def check_text(text: str) -> Rejection | None:
 WINDOW = 120  # within this many tokens of the length budget, only tokens that can still finish in time
 _TEXT_MODES = frozenset({H_VALUE, B_FIELD_VALUE, B_SYMBOL, B_EXCLAIM})
 # Outside text, no mode accepts a character outside these: the others are refused without a step.
-_MUSIC_CHARS = frozenset("ABCDEFGabcdefgz0123456789/,'^_=|:[]()\"!{}<>- \n\\.~uvTkHxXMLKQRT") | {EOS}
+_MUSIC_CHARS = frozenset("ABCDEFGabcdefgz0123456789/,'^_=|:[]()\"!{}<>- \n\\.~uvTkHxXMLKQRTU") | {EOS}
 _CLOSING_NOTES = "cCBAGdefgFED"
 _CLOSING_LENGTHS = "2/14836"
 
