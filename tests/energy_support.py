@@ -10,7 +10,7 @@ import mido
 import numpy as np
 from encoders_support import JIG, REEL, abc_piece
 
-from tui_composer.contract import DataSpec, Encoder
+from tui_composer.contract import DataSpec, Encoder, EpochProgress, Model, SampleRequest
 
 FEATURES = 8
 # Four frames of two notes each; the pattern repeats, so each frame determines the next.
@@ -95,3 +95,14 @@ class OnlyEvenTokens:
 
     def advance(self, state: int, token: int) -> int:
         return state + 1
+
+
+def assert_same_after_reload(model: Model, loaded: Model, sequences: list[np.ndarray], request: SampleRequest) -> None:
+    """Same samples and evaluation; training on from the file matches training on in memory (optimizer,
+    chains and random stream restored)."""
+    assert all(np.array_equal(a, b) for a, b in zip(model.sample(request), loaded.sample(request), strict=True))
+    assert model.evaluate(sequences[:2]) == loaded.evaluate(sequences[:2])
+    model.train_epoch(sequences, 2, EpochProgress())
+    loaded.train_epoch(sequences, 2, EpochProgress())
+    for a, b in zip(model.network.get_weights(), loaded.network.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

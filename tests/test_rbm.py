@@ -18,6 +18,7 @@ from energy_support import (
     OnlyEvenTokens,
     abc_primer,
     assert_midi_has_notes,
+    assert_same_after_reload,
     encoded_tunes,
     pattern_sequences,
     token_sequences,
@@ -204,13 +205,7 @@ def test_save_and_load_round_trip_gives_identical_outputs_and_resumes_exactly(tm
     model.save(tmp_path / "model.keras")
     loaded = RBM.load(tmp_path / "model.keras", SMALL | {"persistent": True}, FRAMES)
     request = SampleRequest(n=2, max_length=16, seed=4)
-    assert all(np.array_equal(a, b) for a, b in zip(model.sample(request), loaded.sample(request), strict=True))
-    assert model.evaluate(sequences[:2]) == loaded.evaluate(sequences[:2])
-    # Training on from the file matches training on in memory: optimizer, chains and random stream restored.
-    model.train_epoch(sequences, 2, EpochProgress())
-    loaded.train_epoch(sequences, 2, EpochProgress())
-    for a, b in zip(model.network.get_weights(), loaded.network.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_same_after_reload(model, loaded, sequences, request)
 
 
 @pytest.mark.parametrize("encoder_name", ["abc", "midi-events", "piano-roll"])

@@ -14,6 +14,7 @@ from energy_support import (
     OnlyEvenTokens,
     abc_primer,
     assert_midi_has_notes,
+    assert_same_after_reload,
     bay_accuracy,
     encoded_tunes,
     pattern_sequences,
@@ -186,12 +187,7 @@ def test_save_and_load_round_trip_gives_identical_outputs_and_resumes_exactly(tm
     model.save(tmp_path / "model.keras")
     loaded = RNNRBM.load(tmp_path / "model.keras", SMALL, FRAMES)
     request = SampleRequest(n=2, max_length=10, seed=4, primer=PATTERN[:1])
-    assert all(np.array_equal(a, b) for a, b in zip(model.sample(request), loaded.sample(request), strict=True))
-    assert model.evaluate(sequences[:2]) == loaded.evaluate(sequences[:2])
-    model.train_epoch(sequences, 2, EpochProgress())
-    loaded.train_epoch(sequences, 2, EpochProgress())
-    for a, b in zip(model.network.get_weights(), loaded.network.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_same_after_reload(model, loaded, sequences, request)
 
 
 @pytest.mark.parametrize("encoder_name", ["abc", "midi-events", "piano-roll"])
