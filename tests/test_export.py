@@ -15,7 +15,8 @@ from tui_composer_corpora import music21_corpus_dir
 
 from tui_composer.contract import EncodeError, Piece
 from tui_composer.corpora import read_folder
-from tui_composer.export import ExportError, bounded, parse_abc, parse_piece, piece_abc, score_to_midi
+from tui_composer.export import ExportError, parse_abc, parse_piece, piece_abc, score_to_midi
+from tui_composer.parallel import call_bounded
 
 
 def oneills(key: str) -> Piece:
@@ -51,16 +52,16 @@ def test_ties_are_joined_in_midi() -> None:
     assert midi.length > 0 and struck(score_to_midi(score)) == [72, 74]
 
 
-def test_bounded_stops_a_hanging_call_in_the_main_thread_and_in_a_worker_thread() -> None:
+def test_call_bounded_stops_a_hanging_call_in_the_main_thread_and_in_a_worker_thread() -> None:
     start = time.monotonic()
-    outcome = bounded(time.sleep, 5, timeout=0.2)
+    outcome = call_bounded(time.sleep, 5, timeout=0.2)
     assert outcome.error == "timed out after 0.2 s" and time.monotonic() - start < 2
     answers = []
-    worker = threading.Thread(target=lambda: answers.append(bounded(time.sleep, 5, timeout=0.2)))
+    worker = threading.Thread(target=lambda: answers.append(call_bounded(time.sleep, 5, timeout=0.2)))
     worker.start()
     worker.join(3)
     assert answers and answers[0].error == "timed out after 0.2 s"
-    assert bounded(len, "abc", timeout=1).value == 3
+    assert call_bounded(len, "abc", timeout=1).value == 3
 
 
 def test_a_conversion_past_its_timeout_fails_with_the_reason() -> None:
@@ -91,8 +92,6 @@ def test_parse_piece_and_piece_abc_for_each_format(tmp_path: Path) -> None:
 def test_a_timeout_swallowed_by_a_gc_callback_still_stops_the_call() -> None:
     import gc
     import time
-
-    from tui_composer.parallel import call_bounded
 
     calls = []
 

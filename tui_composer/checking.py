@@ -355,11 +355,12 @@ class TuneCheck:
 
 def check_tune(text: str, number: int = 1, novelty: NoveltyIndex | None = None) -> TuneCheck:
     """Parse one ABC tune, write its MIDI (in memory), measure its bars and, given an index, its novelty."""
-    from tui_composer.export import ExportError, bounded, parse_abc, score_to_midi
+    from tui_composer.export import ExportError, parse_abc, score_to_midi
+    from tui_composer.parallel import call_bounded
 
     title = next((line[2:].strip() for line in text.splitlines() if line.startswith("T:")), "")
     check = TuneCheck(number=number, title=title)
-    outcome = bounded(parse_abc, text, PARSE_TIMEOUT)
+    outcome = call_bounded(parse_abc, text, PARSE_TIMEOUT)
     if not outcome.ok or outcome.value is None:
         check.error = outcome.error or "no score"
         return check

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import copy
 import functools
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from tui_composer.contract import EncodeError, Piece
-from tui_composer.parallel import Outcome, call_bounded
+from tui_composer.parallel import call_bounded, reason_of
 
 if TYPE_CHECKING:
     from music21.stream import Score, Stream
 
 EXPORT_TIMEOUT = 30.0
-R = TypeVar("R")
 
 
 class ExportError(Exception):
@@ -33,41 +30,6 @@ class ExportError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-# --- bounding slow music21 calls ---------------------------------------------------------------------
-
-
-def bounded(function: Callable[[Any], R], item: Any, timeout: float) -> Outcome[R]:
-    """`call_bounded` where SIGALRM is available (the main thread); elsewhere a bounded wait.
-
-    Signals only reach the main thread, so from a worker thread (the TUI's) the call runs in a daemon
-    thread and is abandoned after `timeout`: the caller gets its answer in time even if music21 hangs.
-    """
-    if threading.current_thread() is threading.main_thread():
-        return call_bounded(function, item, timeout)
-    box: list[Outcome[R]] = []
-
-    def target() -> None:
-        try:
-            box.append(Outcome(value=function(item)))
-        except Exception as error:  # noqa: BLE001 - reported as the outcome's reason
-            box.append(Outcome(error=_reason(error)))
-
-    worker = threading.Thread(target=target, name="music21-export", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not box:
-        return Outcome(error=f"timed out after {timeout:g} s")
-    return box[0]
-
-
-def _reason(error: BaseException) -> str:
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, str):
-        return reason
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__
 
 
 # --- parsing -----------------------------------------------------------------------------------------
@@ -129,7 +91,7 @@ def parse_piece(piece: Piece, *, beams: bool = False) -> Score:
     except EncodeError:
         raise
     except Exception as error:  # noqa: BLE001 - music21 raises many kinds on bad input
-        raise EncodeError(piece.key, f"music21 could not read it ({_reason(error)})") from None
+        raise EncodeError(piece.key, f"music21 could not read it ({reason_of(error)})") from None
     if isinstance(parsed, stream.Opus):
         scores = list(parsed.scores)
         if not scores:
@@ -168,9 +130,9 @@ def score_to_midi(score: Stream, path: Path | str | None = None, *, timeout: flo
     convert it.
     """
     # expanding repeats is where music21 hangs on malformed ones: bound it on its own and fall back
-    expanded = bounded(performable, score, timeout / 2)
+    expanded = call_bounded(performable, score, timeout / 2)
     played = expanded.value if expanded.ok else performable(score, expand=False)
-    outcome = bounded(_midi_bytes, played, timeout)
+    outcome = call_bounded(_midi_bytes, played, timeout)
     if not outcome.ok:
         raise ExportError(f"MIDI export failed: {outcome.error}")
     data = outcome.value

@@ -44,14 +44,12 @@ _ALARM_REPEAT_SECONDS = 0.05
 def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
     """Call `function(item)`, turning any exception or a timeout into a reason.
 
-    The timer needs the main thread (Python delivers signals only there); elsewhere, for instance in a
-    UI worker thread, the call runs unbounded.
+    In the main thread a SIGALRM timer interrupts the call. Python delivers signals only there, so from
+    another thread (the TUI's workers) the call runs in a daemon thread that is abandoned after `timeout`:
+    the caller gets its answer in time even if music21 hangs.
     """
     if threading.current_thread() is not threading.main_thread():
-        try:
-            return Outcome(value=function(item))
-        except Exception as error:  # noqa: BLE001 - the reason is reported per item
-            return Outcome(error=_reason(error))
+        return _call_in_thread(function, item, timeout)
     armed = True
 
     def alarm(signum: int, frame: Any) -> None:
@@ -65,14 +63,30 @@ def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome
     except ItemTimeout:
         return Outcome(error=f"timed out after {timeout:g} s")
     except Exception as error:  # noqa: BLE001 - the reason is reported per item
-        return Outcome(error=_reason(error))
+        return Outcome(error=reason_of(error))
     finally:
         armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
-def _reason(error: Exception) -> str:
+def _call_in_thread(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
+    box: list[Outcome[R]] = []
+
+    def target() -> None:
+        try:
+            box.append(Outcome(value=function(item)))
+        except Exception as error:  # noqa: BLE001 - the reason is reported per item
+            box.append(Outcome(error=reason_of(error)))
+
+    worker = threading.Thread(target=target, name="bounded-call", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return box[0] if box else Outcome(error=f"timed out after {timeout:g} s")
+
+
+def reason_of(error: BaseException) -> str:
+    """A one-line reason for a failed item: an EncodeError's own reason, else the exception's first line."""
     reason = getattr(error, "reason", None)  # EncodeError carries a plain reason
     if isinstance(reason, str):
         return reason
@@ -111,4 +125,4 @@ def map_bounded(
             try:
                 yield from future.result()
             except Exception as error:  # noqa: BLE001 - a worker died (e.g. out of memory)
-                yield from (Outcome(error=f"worker failed: {_reason(error)}") for _ in chunk)
+                yield from (Outcome(error=f"worker failed: {reason_of(error)}") for _ in chunk)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tui_composer.contract import DataSpec, EncodeError, Encoder, Piece, SampleRequest, Vocabulary
-from tui_composer.export import bounded
+from tui_composer.parallel import call_bounded
 from tui_composer.runs import Run
 from tui_composer.training import encoder_spec, load_encoder, model_spec, quiet_tensorflow
 from tui_composer.workspace import WorkspaceError, read_json
@@ -218,7 +218,7 @@ def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int)
 
     name = f"{number:03d}"
     sample = Sample(number=number, length=len(array))
-    outcome = bounded(_abc_and_score, (encoder, array), CONVERT_TIMEOUT)
+    outcome = call_bounded(_abc_and_score, (encoder, array), CONVERT_TIMEOUT)
     if not outcome.ok or outcome.value is None:
         sample.error = f"could not be written as ABC: {outcome.error}"
         sample.text_path = folder / f"{name}.txt"
