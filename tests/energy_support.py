@@ -106,3 +106,8 @@ def assert_same_after_reload(model: Model, loaded: Model, sequences: list[np.nda
     loaded.train_epoch(sequences, 2, EpochProgress())
     for a, b in zip(model.network.get_weights(), loaded.network.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def train(model: Model, sequences: list[np.ndarray], epochs: int) -> list[float]:
+    """Mean training loss of each epoch."""
+    return [model.train_epoch(sequences, epoch, EpochProgress()) for epoch in range(epochs)]

@@ -22,6 +22,7 @@ from energy_support import (
     encoded_tunes,
     pattern_sequences,
     token_sequences,
+    train,
 )
 from tui_composer_plugins.rbm import energy
 from tui_composer_plugins.rbm.model import RBM
@@ -30,10 +31,6 @@ from tui_composer.contract import EpochProgress, SampleRequest
 from tui_composer.export import score_to_midi
 
 SMALL = {"window": 4, "hidden": 16, "batch_size": 16, "learning_rate": 0.01, "gibbs_steps": 10}
-
-
-def train(model: RBM, sequences: list[np.ndarray], epochs: int) -> list[float]:
-    return [model.train_epoch(sequences, epoch, EpochProgress()) for epoch in range(epochs)]
 
 
 @pytest.fixture(scope="module")

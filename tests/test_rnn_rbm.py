@@ -19,11 +19,12 @@ from energy_support import (
     encoded_tunes,
     pattern_sequences,
     token_sequences,
+    train,
 )
 from tui_composer_plugins.rbm import energy
 from tui_composer_plugins.rnn_rbm.model import RNNRBM, Streams
 
-from tui_composer.contract import DataSpec, EpochProgress, SampleRequest
+from tui_composer.contract import DataSpec, SampleRequest
 from tui_composer.export import score_to_midi
 
 SMALL = {
@@ -35,10 +36,6 @@ SMALL = {
     "learning_rate": 0.01,
     "gibbs_steps": 10,
 }
-
-
-def train(model: RNNRBM, sequences: list[np.ndarray], epochs: int) -> list[float]:
-    return [model.train_epoch(sequences, epoch, EpochProgress()) for epoch in range(epochs)]
 
 
 @pytest.fixture(scope="module")
