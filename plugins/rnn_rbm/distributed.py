@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
-from tui_composer_plugins.rbm.energy import cd_loss, fold, gibbs, reconstruction_error, step_vectors
+from tui_composer_plugins.rbm.energy import fold
 
 from tui_composer.distribute import check_divisible, per_replica
 
@@ -37,40 +37,18 @@ def replica_updates(model: RNNRBM) -> tuple[Update, Update]:
         batch: tf.Tensor, reset: tf.Tensor, weight: tf.Tensor, state: tf.Tensor, total: tf.Tensor, pretrain: bool
     ) -> tuple[tf.Tensor, tf.Tensor]:
         context = tf.distribute.get_replica_context()
-        v = step_vectors(batch, network.step_size, network.tokens)
-        v_flat = tf.reshape(v, [-1, network.step_size])
-        row_weight = tf.reshape(weight, [-1])
         seed = fold(fold(tf.constant([network.seed, 2], tf.int32), network.updates), context.replica_id_in_sync_group)
-        local = tf.maximum(tf.reduce_sum(row_weight), 1.0)
-        with tf.GradientTape() as tape:
-            if pretrain:
-                vis_bias, hid_bias, last = network.vis_bias[None, :], network.hid_bias[None, :], state
-            else:
-                recurrent_input = v
-                if dropout > 0:
-                    keep = tf.random.stateless_uniform(tf.shape(v), fold(seed, -1)) >= dropout
-                    recurrent_input = tf.where(keep, v / (1.0 - dropout), 0.0)
-                vis_bias, hid_bias, last = network.chunk_biases(v, reset, state, recurrent_input)
-            v_model = gibbs(
-                v_flat,
-                tf.stop_gradient(hid_bias),
-                tf.stop_gradient(vis_bias),
-                network.kernel,
-                cd_steps,
-                seed,
-                network.units,
-            )
-            # cd_loss is this replica's weighted mean; times its share of the weight, the sum is the chunk's mean.
-            loss = cd_loss(v_flat, v_model, vis_bias, hid_bias, network.kernel, row_weight) * local / total
-        variables = network.rbm_variables if pretrain else network.trainable_variables
-        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, tape.gradient(loss, variables))
+        local = tf.maximum(tf.reduce_sum(weight), 1.0)
+        # cd_loss is this replica's weighted mean; times its share of the weight, the sum is the chunk's mean.
+        step = network.cd_gradients(batch, reset, weight, state, seed, cd_steps, pretrain, dropout, local / total)
+        variables = step.variables
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, step.gradients)
         if clip_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
         # The optimizer sums over the replicas once more: the first replica gives it all, the rest zeros.
         first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.float32)
         network.optimizer.apply_gradients(zip([g * first for g in gradients], variables, strict=True))
-        error = reconstruction_error(v_flat, hid_bias, vis_bias, network.kernel, network.units)
-        return tf.reduce_sum(row_weight * error), last
+        return tf.reduce_sum(step.row_weight * step.error()), step.last
 
     def compiled(pretrain: bool) -> Any:
         def step(batch: Any, reset: Any, weight: Any, state: Any, total: tf.Tensor) -> tuple[tf.Tensor, Any]:

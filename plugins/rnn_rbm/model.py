@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -55,6 +56,25 @@ SERIAL_PACKAGE = "tui_composer_rnn_rbm"
 def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
     """The schema's defaults overlaid with `params` (the host passes resolved values; tests may not)."""
     return {p.name: p.default for p in PARAMS} | dict(params)
+
+
+@dataclass
+class ChunkGradients:
+    """What one chunk's CD step gives: the gradients, and what the reconstruction error needs."""
+
+    network: RNNRBMNetwork
+    gradients: list[tf.Tensor]
+    variables: list[Any]
+    v_flat: tf.Tensor
+    vis_bias: tf.Tensor
+    hid_bias: tf.Tensor
+    row_weight: tf.Tensor
+    last: tf.Tensor
+
+    def error(self) -> tf.Tensor:
+        """Reconstruction error per step [B * T] with the biases the step used."""
+        net = self.network
+        return reconstruction_error(self.v_flat, self.hid_bias, self.vis_bias, net.kernel, net.units)
 
 
 @keras.saving.register_keras_serializable(package=SERIAL_PACKAGE)
@@ -203,10 +223,33 @@ class RNNRBMNetwork(keras.Model):
         With `pretrain` only the RBM learns, with its own biases at every step. `dropout` drops units of the
         recurrence's input (not of the visible vectors the RBM models), a regulariser for small corpora.
         """
+        seed = fold(tf.constant([self.seed, 2], tf.int32), self.updates)
+        step = self.cd_gradients(batch, reset, weight, state, seed, cd_steps, pretrain, dropout)
+        gradients, variables = step.gradients, step.variables
+        if clip_norm > 0:
+            gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self.updates.assign_add(1)
+        error = tf.reduce_sum(step.row_weight * step.error()) / tf.maximum(tf.reduce_sum(step.row_weight), 1.0)
+        return error, step.last
+
+    def cd_gradients(
+        self,
+        batch: tf.Tensor,
+        reset: tf.Tensor,
+        weight: tf.Tensor,
+        state: tf.Tensor,
+        seed: tf.Tensor,
+        cd_steps: int,
+        pretrain: bool,
+        dropout: float,
+        loss_scale: tf.Tensor | float = 1.0,
+    ) -> ChunkGradients:
+        """The surrogate's gradients for one chunk (the part of an update the single-device and the
+        per-replica steps share); `loss_scale` weights a replica's share of the chunk."""
         v = step_vectors(batch, self.step_size, self.tokens)
         v_flat = tf.reshape(v, [-1, self.step_size])
         row_weight = tf.reshape(weight, [-1])
-        seed = fold(tf.constant([self.seed, 2], tf.int32), self.updates)
         with tf.GradientTape() as tape:
             if pretrain:
                 vis_bias, hid_bias, last = self.vis_bias[None, :], self.hid_bias[None, :], state
@@ -225,16 +268,11 @@ class RNNRBMNetwork(keras.Model):
                 seed,
                 self.units,
             )
-            loss = cd_loss(v_flat, v_model, vis_bias, hid_bias, self.kernel, row_weight)
+            loss = cd_loss(v_flat, v_model, vis_bias, hid_bias, self.kernel, row_weight) * loss_scale
         variables = self.rbm_variables if pretrain else self.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        if clip_norm > 0:
-            gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        self.updates.assign_add(1)
-        error = reconstruction_error(v_flat, hid_bias, vis_bias, self.kernel, self.units)
-        error = tf.reduce_sum(row_weight * error) / tf.maximum(tf.reduce_sum(row_weight), 1.0)
-        return error, last
+        return ChunkGradients(
+            self, tape.gradient(loss, variables), variables, v_flat, vis_bias, hid_bias, row_weight, last
+        )
 
     # --- sampling ------------------------------------------------------------------------------------
 
