@@ -37,10 +37,16 @@ def test_text_to_tokens_to_text_is_the_identity_after_normalisation(lines: list[
 
 def test_normalisation_keeps_the_player_fields_and_drops_the_rest() -> None:
     normal = normalise(REEL.replace("\n", "\r\n"))
-    assert normal.splitlines()[:6] == ["X:7", "T:The Test Reel", "M:4/4", "L:1/8", "R:reel", "K:G"]
+    assert normal.splitlines()[:5] == ["X:1", "M:4/4", "L:1/8", "R:reel", "K:G"]  # X:7 renumbered, no title
     assert "Z:" not in normal and "N:" not in normal and "%" not in normal and "\r" not in normal
-    assert normal.splitlines()[6] == "|:GABc dBGB|c2ec BdAF|G2BG FGAF|G2B2 G4:|"
+    assert normal.splitlines()[5] == "|:GABc dBGB|c2ec BdAF|G2BG FGAF|G2B2 G4:|"
     assert normal.endswith(":|\n")
+    assert normalise(REEL, titles=True).splitlines()[:2] == ["X:1", "T:The Test Reel"]
+
+
+def test_titles_are_kept_only_when_asked() -> None:
+    assert "T:" not in "".join(AbcEncoder().read(abc_piece(REEL)))
+    assert "T:The Test Reel\n" in "".join(AbcEncoder(titles=True).read(abc_piece(REEL)))
 
 
 def test_read_encode_and_decode_a_tune() -> None:
@@ -74,7 +80,7 @@ def test_decode_repairs_a_garbled_sample() -> None:
 def test_midi_pieces_are_written_as_abc(tmp_path: Path) -> None:
     encoder = AbcEncoder()
     text = "".join(encoder.read(midi_piece(write_midi(tmp_path / "scale.mid", SCALE))))
-    assert text.startswith("X:1\nT:scale\nM:4/4\nL:1/8\n")
+    assert text.startswith("X:1\nM:4/4\nL:1/8\n")
     assert "C2 D2 E2 F2 | G2 A2 B2 c2 |" in text
 
 

@@ -107,4 +107,4 @@ def test_a_damaged_cache_is_rebuilt(music: Path, workspace: Workspace, installed
     again = read_corpus(workspace, folder_corpus(music), spec, params, progress=progress)
     assert calls[0] == (0, 12) and again.splits == first.splits
     text = "".join(dict(p for ps in again.splits.values() for p in ps)["tunes.abc#1"])
-    assert text.startswith("X:7\nT:The Test Reel\nM:4/4")
+    assert text.startswith("X:1\nM:4/4\nL:1/8\nR:reel")

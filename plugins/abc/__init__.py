@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tui_composer.api import EncoderSpec, hookimpl
+from tui_composer.api import EncoderSpec, Param, hookimpl
 
 
 @hookimpl
@@ -18,7 +18,15 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
             description="ABC notation, one character per token (MIDI and MusicXML pieces are written as ABC)",
             makes="tokens",
             factory="tui_composer_plugins.abc.encoder:AbcEncoder",
-            params=(),
-            version="1",
+            params=(
+                Param(
+                    "titles",
+                    bool,
+                    False,
+                    "Keep `T:` title lines. Off by default: titles are words, not music; a model spends a "
+                    "sixth of its bits on them and samples them garbled.",
+                ),
+            ),
+            version="2",
         )
     )

@@ -2,9 +2,10 @@
 
 Normalisation (what a tune looks like before it is split into characters):
 
-- Kept: the fields a player needs, `X:` (reference number), `T:` (title), `M:` (meter), `L:` (unit note
-  length), `Q:` (tempo), `K:` (key), `R:` (rhythm) when present, and `V:` (voice) so several voices
-  survive; written `F:value` with no space after the colon.
+- Kept: the fields a player needs, `X:` (always written `X:1`: reference numbers index a book, and a
+  model that learns them garbles them), `M:` (meter), `L:` (unit note length), `Q:` (tempo), `K:` (key),
+  `R:` (rhythm) when present, and `V:` (voice) so several voices survive; written `F:value` with no space
+  after the colon. `T:` (title) is kept only with the encoder parameter `titles`.
 - Dropped: every other field, bibliographic ones included (`Z:`, `N:`, `B:`, `S:`, `H:`, `O:`, `A:`, `C:`,
   `D:`, `G:`, `I:`, `P:`, `W:`, `w:`, `+:`...), comments (`%` to the end of the line; `\\%` stays), `%%`
   directives and blank lines.
@@ -30,14 +31,15 @@ if TYPE_CHECKING:
     from music21.stream import Score
     from tui_composer_plugins.abc.grammar import AbcGrammar
 
-KEPT_FIELDS = frozenset("XTMLQKRV")
+PLAYER_FIELDS = frozenset("XMLQKRV")
 _FIELD = re.compile(r"^([A-Za-z+]):")
 _COMMENT = re.compile(r"(?<!\\)%.*$")
 MAX_REPAIRS = 40  # lines dropped from the end of a garbled sample before giving up
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, *, titles: bool = False) -> str:
     """The ABC text as the encoder sees it (see the module docstring); idempotent."""
+    kept = PLAYER_FIELDS | {"T"} if titles else PLAYER_FIELDS
     lines: list[str] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = " ".join(_COMMENT.sub("", raw).split())
@@ -45,9 +47,10 @@ def normalise(text: str) -> str:
             continue
         field = _FIELD.match(line)
         if field:
-            if field.group(1) not in KEPT_FIELDS:
+            name = field.group(1)
+            if name not in kept:
                 continue
-            line = f"{field.group(1)}:{line[2:].strip()}"
+            line = "X:1" if name == "X" else f"{name}:{line[2:].strip()}"
         lines.append(line)
     return "\n".join(lines) + "\n" if lines else ""
 
@@ -86,11 +89,14 @@ class AbcEncoder(TokenEncoder):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        self.titles = bool(params.get("titles", False))
         self.vocabulary = None
 
     def read(self, piece: Piece) -> list[str]:
         if piece.format == "abc":
-            text = normalise(piece.text if piece.text is not None else piece.path.read_text(errors="replace"))
+            text = normalise(
+                piece.text if piece.text is not None else piece.path.read_text(errors="replace"), titles=self.titles
+            )
             if not text:
                 raise EncodeError(piece.key, "empty tune")
             self._check(text, piece)
@@ -98,7 +104,7 @@ class AbcEncoder(TokenEncoder):
             from tui_composer.abc_writer import score_to_abc
             from tui_composer.export import parse_piece
 
-            text = normalise(score_to_abc(parse_piece(piece), title=piece.title))
+            text = normalise(score_to_abc(parse_piece(piece), title=piece.title), titles=self.titles)
         return list(text)
 
     @staticmethod
