@@ -5,7 +5,7 @@ one character at a time as a small state machine and allows a character only whe
 completed from there, so a sampler that masks the disallowed characters always ends with a tune that
 music21 parses, that writes MIDI, and whose bars agree with the meter.
 
-The language it accepts is the normalised ABC of the training corpora (see `plugins/abc/encoder.py`),
+The language the masks offer is the normalised ABC of the training corpora (see `plugins/abc/encoder.py`),
 restricted to what music21 10.5's ABC reader interprets the way the ABC standard means it:
 
 - Header: `X:` first; then `T:`, `R:`, `Q:`, `M:`, `L:` lines; `K:` last, after `M:`. `M:` and `L:`
@@ -22,6 +22,24 @@ restricted to what music21 10.5's ABC reader interprets the way the ABC standard
   rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
 - Opened things close: chords, grace groups, chord symbols, tuplets and ties. Slurs are only drawn, and
   music21 ignores a `)` with nothing open and a slur left open at the end: they need not match.
+
+That is the language the masks offer a sampler. `check_text` reads a training tune with a wider one (the
+READING flag in its states, never set in a sampler's): what music21 reads without failing but a sampler
+should not write, so that every training tune music21 plays with its bars on the meter is accepted:
+
+- Tokens music21 drops: lone letters (`S`, `V`, `y`, `x`, `R`, `T`, `~`, `=`...), any token starting with
+  `H`, `x` or `Z` (so `HG2` loses its note: the bar is measured without it), `=20`, a chord symbol joined to
+  a token ending in `y`, `x`, `T`...; characters it skips (`+`, `*`, a stray digit, `]` or `}`); a field it
+  ignores mid-line (`G2H::` is an `H:` field to the end of the line, so the bar goes on on the next line).
+- Articulation tokens `u v k K M` anywhere (`Ka2` at a line start is an accent, not a field), several
+  decorations before a note (`~Hg2`, `TvG3`), a chord symbol starting with `>` (music21 drops its note).
+- A broken-rhythm mark between notes across whitespace or a line end, inside a tuplet, after `)` or a
+  staccato dot (ignored there), `>>>` and `<<<`; `(3(3`; a slur then a space; a tie after a rest or a
+  grace group, inside a chord; a rest in a chord; grace notes before a bar line.
+- Any chord symbol text and `!...!` up to music21's 20 characters (an unclosed `!` is skipped alone);
+  `K:` values as music21 reads them (`K:Bn`, `K:Dmix=c`); any `M:p/q`, `M:none` (bars unmeasured),
+  `L:1/1` to `L:1/32`, lengths up to 64 units; titles in any bytes.
+- Bars without notes after a short last bar (music21 skips them when measuring).
 
 Speed: a state is a small immutable tuple; transitions and masks are cached per state, so after warm-up
 a sampling step costs two dictionary look-ups. A full mask costs a step for every character (about 90),
@@ -90,11 +108,26 @@ def _prefix_minimum(values: dict[str, tuple[int, int]]) -> dict[str, tuple[int, 
     return best
 
 
-LENGTH_PREFIX_MIN = _prefix_minimum(LENGTHS)
-LENGTH_COMPLETIONS = {
-    prefix: tuple(sorted({v for k, v in LENGTHS.items() if k.startswith(prefix)}, key=lambda f: f[0] / f[1]))
-    for prefix in LENGTH_PREFIX_MIN
-}
+class Lengths(NamedTuple):
+    """Length suffixes: their values, the shortest each prefix can become, and what it can become."""
+
+    values: dict[str, tuple[int, int]]
+    prefix_min: dict[str, tuple[int, int]]
+    completions: dict[str, tuple[tuple[int, int], ...]]
+
+    @classmethod
+    def of(cls, values: dict[str, tuple[int, int]]) -> Lengths:
+        prefix_min = _prefix_minimum(values)
+        completions = {
+            prefix: tuple(sorted({v for k, v in values.items() if k.startswith(prefix)}, key=lambda f: f[0] / f[1]))
+            for prefix in prefix_min
+        }
+        return cls(values, prefix_min, completions)
+
+
+OFFERED_LENGTHS = Lengths.of(LENGTHS)
+# Training tunes may hold any whole multiple of the unit up to 64 (`C24` in an Essen tune with L:1/32).
+READ_LENGTHS = Lengths.of({**LENGTHS, **{str(n): (n, 1) for n in range(1, 65)}})
 
 # Meter -> (bar length in ticks, compound: tuplets of 5, 7, 9 are in the time of 3, music21's rule)
 METERS: dict[str, tuple[int, bool]] = {
@@ -182,6 +215,8 @@ BROKEN: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "<": ((1, 2), (3, 2)),
     ">>": ((7, 4), (1, 4)),
     "<<": ((1, 4), (7, 4)),
+    ">>>": ((15, 8), (1, 8)),  # read in training tunes only: never offered to a sampler
+    "<<<": ((1, 8), (15, 8)),
 }
 BROKEN_RIGHT = [(1, 1)] + [right for _, right in BROKEN.values()]
 BROKEN_INDEX = {symbol: index for index, symbol in enumerate(BROKEN, start=1)}
@@ -211,6 +246,47 @@ BAR_PREFIXES = frozenset(text[:end] for text in BAR_LINES for end in range(1, le
 # Tuplets: p -> (q in simple time, q in compound time), music21's table.
 TUPLETS = {2: (3, 3), 3: (2, 2), 4: (3, 3), 5: (2, 3), 6: (2, 2), 7: (2, 3), 8: (3, 3), 9: (2, 3)}
 
+# --- reading training tunes ---------------------------------------------------------------------------
+# What music21 10.5's tokenizer does with notation the sampler is never offered: `check_text` reads a
+# training tune with these rules (the READING flag), the masks never use them.
+
+# Characters music21 folds into a note token before its pitch, and letters that can't be its pitch.
+TOKEN_DECORATIONS = ".~^=_HLMOPSTuv"
+NOT_PITCH_LETTERS = "~wuvhHLTSN"
+# Tokens music21 drops whole (its own list), besides any token starting with x, H or Z: `HG2`, a
+# fermata on a note, loses the note.
+DROPPED_TOKENS = frozenset(
+    {"w", "u", "v", "v.", "h", "H", "vk", "uk", "U", "~", ".", "=", "V", "S", "s", "i", "I", "ui", "u.", "Q",
+     "Hy", "Hx", "r", "m", "M", "n", "N", "o", "O", "P", "l", "L", "R", "y", "T", "t", "x", "Z"}
+)  # fmt: skip
+DROPPED_STARTS = "xHZ"
+# A chord symbol joined to a token ending like this is dropped with it (music21: "bad chords").
+DROPPED_ENDINGS = ("u", "v", "k", "K", "Q", ".", "y", "T", "w", "h", "x", "v.")
+# Single-character tokens music21 keeps as an articulation of the next note.
+ARTICULATIONS = "uvkKM"
+# Characters that start a token the reading rules follow (pitches, rests and `.` keep their own rules).
+READING_TOKEN_STARTS = frozenset(
+    c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz~^=_" if c not in PITCHES and c != "z"
+)
+# Characters music21 skips where a token would start (digits, a stray `]` or `}`, `+`...).
+IGNORED_CHARS = frozenset("0123456789,/'+*]}#&$@?;`")
+# Body fields music21 ignores, read mid-line as `H:...` to the end of the line (`G2H::` is one).
+IGNORED_FIELDS = "H"
+MAX_TOKEN = 8  # characters in one dropped token
+MAX_READING_EXCLAMATION = 18  # music21 looks 20 characters ahead for the closing `!`
+SPANNER_MARKS = frozenset({"crescendo(", "crescendo)", "diminuendo(", "diminuendo)"})
+# Meters and units read in training tunes (the Essen tunes' `M:4/2`, `M:none`, `L:1/32`...): any p/q,
+# compound where music21's beat divides in three (p = 6, 9, 12, 15); `none` leaves the bars unmeasured.
+METERS_READ: dict[str, tuple[int, bool]] = {
+    **{f"{p}/{q}": (WHOLE * p // q, p % 3 == 0 and p > 3) for p in range(1, 17) for q in (1, 2, 4, 8, 16)},
+    **METERS,
+}
+UNMETERED_BAR = WHOLE * 10_000  # `M:none`: a bar can hold anything, and any bar may be short
+UNITS_READ = {**UNITS, "1/1": WHOLE, "1/2": WHOLE // 2, "1/32": WHOLE // 32}
+MAX_READING_TEXT = 300  # characters in a title or rhythm field of a training tune
+# Modes as music21 reads them from the text after the tonic in `K:` (its first three letters).
+_MUSIC21_MODES = (("dor", -2), ("phr", -4), ("lyd", 1), ("mix", -1), ("maj", 0), ("ion", 0), ("aeo", -3), ("m", -3))
+
 HEADER_FIELDS = "XTRQMLK"
 BODY_FIELDS = "MLK"
 
@@ -224,6 +300,7 @@ H_LINE, H_COLON, H_VALUE = 0, 1, 2
 B_IDLE, B_AFTER, B_BAR, B_BROKEN, B_PAREN, B_TUPLET, B_PREFIX = 10, 11, 12, 13, 14, 15, 16
 B_SYMBOL, B_GRACE, B_ACCIDENTAL, B_NOTE, B_BRACKET, B_CHORD, B_CHORD_LENGTH = 17, 18, 19, 20, 21, 22, 23
 B_FIELD_COLON, B_FIELD_VALUE, B_CONTINUE, DONE, B_EXCLAIM = 24, 25, 26, 27, 28
+B_TOKEN, B_DROP, B_META, B_SKIP = 29, 30, 31, 32  # reading only: see READING
 
 # flags
 PICKUP = 1  # no bar with notes has been closed yet: this one may be short
@@ -233,6 +310,9 @@ TIE = 8  # a tie waits for its note
 LAST_ONLY = 16  # a short bar was closed by `|`: only the end of the tune may follow
 UNIT_SET = 32  # L: was given, so M: no longer sets the unit
 SYMBOL_WAITING = 128  # a chord symbol waits for its note: a lone `H` would join it and make a phantom C
+READING = 256  # a training tune read by `check_text`: music21's tolerances apply (never set in a sampler's states)
+GHOST = 512  # reading: the next note carries a chord symbol starting with `>`, and music21 drops that note
+UNMETERED = 1024  # reading: `M:none`, music21 measures no bar
 
 # prefix items (B_PREFIX aux bits)
 P_SLUR, P_SYMBOL, P_DECORATION, P_GRACE, P_TUPLET, P_SPACE, P_HEAD = 1, 2, 4, 8, 16, 32, 64
@@ -258,6 +338,7 @@ class Core(NamedTuple):
 
 
 START = Core(H_LINE, None, "", 0, 0, False, 0, PICKUP, 0, 1, 1, 0, 0, 0)
+START_READING = START._replace(flags=PICKUP | READING)
 
 
 def scaled(ticks: int, *fractions: tuple[int, int]) -> int | None:
@@ -308,8 +389,14 @@ _VALUE_PREFIXES = {
 _VALUES = {"M": frozenset(METERS), "L": frozenset(UNITS), "K": KEYS, "Q": TEMPI}
 
 
-def value_ok(field: str, text: str, complete: bool) -> bool:
-    """Whether `text` is (complete) or can become (not complete) a good value for the field."""
+def value_ok(field: str, text: str, complete: bool, reading: bool = False) -> bool:
+    """Whether `text` is (complete) or can become (not complete) a good value for the field; `reading`: in a
+    training tune, with the values music21 reads there."""
+    if field == "K" and reading:
+        return _key_read(text, complete)
+    if field in "ML" and reading:
+        values = {"M": (*METERS_READ, "none"), "L": UNITS_READ}[field]
+        return text in values if complete else any(value.startswith(text) for value in values)
     if field in _VALUES:
         return text in (_VALUES[field] if complete else _VALUE_PREFIXES[field])
     if field == "X":
@@ -322,6 +409,20 @@ def value_ok(field: str, text: str, complete: bool) -> bool:
 
 
 FREE_TEXT = "TR"  # fields of free text: the checker remembers only their length
+_TONICS_LONGEST_FIRST = sorted(_TONICS, key=len, reverse=True)
+
+
+def _key_read(text: str, complete: bool) -> bool:
+    """A `K:` value as music21 reads it in a training tune: a tonic, then a mode from the first letters of
+    what follows (`K:Dmix=c`, `K:Bn` is B major), within seven sharps or flats."""
+    tonic = next((t for t in _TONICS_LONGEST_FIRST if text.startswith(t)), None)
+    if tonic is None:
+        return not complete and any(t.startswith(text) for t in _TONICS)
+    if len(text) > MAX_TEXT or not all(_text_char(c, False) for c in text):
+        return False
+    mode = text[len(tonic) :].strip().lower()
+    offset = next((shift for prefix, shift in _MUSIC21_MODES if mode.startswith(prefix)), 0)
+    return abs(_TONICS[tonic] + offset) <= 7
 
 
 def _text_char(char: str, first: bool) -> bool:
@@ -382,6 +483,10 @@ _MODE_NAMES = {
     B_FIELD_VALUE: "field value in the body",
     B_CONTINUE: "line continuation",
     B_EXCLAIM: "!decoration!",
+    B_TOKEN: "letters music21 reads as a note",
+    B_DROP: "a note music21 drops",
+    B_META: "a letter and a colon",
+    B_SKIP: "a field music21 ignores",
     DONE: "after the end",
 }
 
@@ -420,14 +525,18 @@ def _header_value(core: Core, char: str) -> Core | None:
     if field in FREE_TEXT:
         if char == "\n":
             return _apply_field(core, field, "", in_body=False)
-        if char == EOS or text >= MAX_TEXT or not _text_char(char, text == 0):
+        if core.flags & READING:  # (the Essen tunes' titles hold bytes of another encoding)
+            if char == EOS or text >= MAX_READING_TEXT or (text == 0 and char in "| "):
+                return None
+        elif char == EOS or text >= MAX_TEXT or not _text_char(char, text == 0):
             return None
         return core._replace(aux=(field, text + 1))
+    reading = bool(core.flags & READING)
     if char == "\n":
-        if not value_ok(field, text, complete=True):
+        if not value_ok(field, text, complete=True, reading=reading):
             return None
         return _apply_field(core, field, text, in_body=False)
-    if char == EOS or not value_ok(field, text + char, complete=False):
+    if char == EOS or not value_ok(field, text + char, complete=False, reading=reading):
         return None
     return core._replace(aux=(field, text + char))
 
@@ -435,21 +544,24 @@ def _header_value(core: Core, char: str) -> Core | None:
 def _apply_field(core: Core, field: str, text: str, in_body: bool) -> Core:
     seen = core.seen + field if field not in core.seen else core.seen
     if field == "M":
-        bar_len, compound = METERS[text]
+        bar_len, compound = METERS_READ[text] if text != "none" else (UNMETERED_BAR, False)
         unit = core.unit
         if not core.flags & UNIT_SET and not unit:
             # music21 (like the standard) derives L from the first meter: 1/16 below 3/4, else 1/8
             unit = WHOLE // 16 if bar_len * 4 < WHOLE * 3 else WHOLE // 8
-        core = core._replace(bar_len=bar_len, compound=compound, unit=unit)
+        flags = core.flags | UNMETERED if text == "none" else core.flags & ~UNMETERED
+        core = core._replace(bar_len=bar_len, compound=compound, unit=unit, flags=flags)
     elif field == "L":
-        core = core._replace(unit=UNITS[text], flags=core.flags | UNIT_SET)
+        core = core._replace(unit=UNITS_READ[text], flags=core.flags | UNIT_SET)
     if field == "K" or in_body:
-        return core._replace(mode=B_IDLE, aux="n", seen="")  # the body needs no header history: fewer states
+        return core._replace(mode=B_IDLE, aux="n", seen="", last=0)  # the body needs no header history: fewer states
     return core._replace(mode=H_LINE, aux=None, seen=seen)
 
 
 def _room(core: Core, broken: int | None = None) -> bool:
     """Whether the shortest note (and the tuplet notes after it) still fit in the bar."""
+    if core.flags & GHOST:
+        return True  # music21 drops the note: it takes no time
     factor = BROKEN_RIGHT[core.broken if broken is None else broken]
     if core.tuplet_left:
         shortest = scaled(core.unit, MIN_LENGTH, (core.tuplet_q, core.tuplet_p))
@@ -487,13 +599,21 @@ def _fits(core: Core, ticks: int | None) -> bool:
 
 def _length_char_ok(core: Core, prefix: str, *more: tuple[int, int]) -> bool:
     """Whether a length written as `prefix` so far can still end as a note that fits."""
+    lengths = _lengths(core)
+    if core.flags & GHOST:
+        return prefix in lengths.prefix_min
     if core.tuplet_left:
+        broken = BROKEN_RIGHT[core.broken]
         return any(
-            _fits(core, _note_ticks(core, length, *more)) and _plain(scaled(core.unit, length, *more))
-            for length in LENGTH_COMPLETIONS.get(prefix, ())
+            _fits(core, _note_ticks(core, length, *more)) and _plain(scaled(core.unit, length, *more, broken))
+            for length in lengths.completions.get(prefix, ())
         )
-    shortest = LENGTH_PREFIX_MIN.get(prefix)
+    shortest = lengths.prefix_min.get(prefix)
     return shortest is not None and _fits(core, _note_ticks(core, shortest, *more))
+
+
+def _lengths(core: Core) -> Lengths:
+    return READ_LENGTHS if core.flags & READING else OFFERED_LENGTHS
 
 
 def _plain(ticks: int | None) -> bool:
@@ -507,20 +627,24 @@ def _plain(ticks: int | None) -> bool:
 
 def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, int]) -> Core | None:
     """Close a note, rest or chord: add its duration to the bar. kind: n(ote), u(pper bare), r(est), c(hord)."""
-    ticks = _note_ticks(core, length, *more)
+    ghost = core.flags & GHOST  # reading: music21 drops the note, but counts it in a tuplet and for a tie
+    ticks = 0 if ghost else _note_ticks(core, length, *more)
     if not _fits(core, ticks):
         return None
-    if core.tuplet_left and not _plain(scaled(core.unit, length, *more)):
+    if core.tuplet_left and not ghost and not _plain(scaled(core.unit, length, *more, BROKEN_RIGHT[core.broken])):
         return None
     assert ticks is not None
-    flags = core.flags & ~SYMBOL_WAITING
+    flags = core.flags & ~(SYMBOL_WAITING | GHOST)
     if kind != "r":
-        flags = (flags | HAS_NOTE) & ~TIE
+        flags = (flags | (0 if ghost else HAS_NOTE)) & ~TIE
+    elif core.flags & READING:
+        flags &= ~TIE  # music21 ties whatever token comes next
     tuplet_left = max(core.tuplet_left - 1, 0)
     ratio = (core.tuplet_q, core.tuplet_p) if tuplet_left else (1, 1)  # forget a finished tuplet: fewer states
     # a note after a broken-rhythm mark can't start another (music21 would keep only the second mark),
-    # nor can a note in a tuplet (its dotted length might not be a single note value)
-    last = 0 if core.broken or core.tuplet_left else ticks
+    # nor, in the masks, can a note in a tuplet (its dotted length might not be a single note value)
+    in_tuplet = core.tuplet_left and not core.flags & READING
+    last = 0 if core.broken or in_tuplet or ghost else ticks
     return core._replace(
         mode=B_AFTER,
         aux=kind,
@@ -538,6 +662,8 @@ def _start_element(core: Core, char: str) -> Core | None:
     """A character that begins a note, rest, chord or one of the things written before them."""
     if core.flags & LAST_ONLY:
         return None
+    if core.flags & READING and char in READING_TOKEN_STARTS:
+        return _read_token(core, char)
     quiet = bool(core.broken)  # after > or <: nothing that music21 reads as a token of its own
     if char in PITCHES:
         if not _room(core):
@@ -545,7 +671,7 @@ def _start_element(core: Core, char: str) -> Core | None:
         case = "u" if char.isupper() else "l"
         return core._replace(mode=B_NOTE, aux=(case, 0, ""))
     if char == "z":
-        if core.flags & TIE or not _room(core):
+        if (core.flags & TIE and not core.flags & READING) or not _room(core):
             return None
         return core._replace(mode=B_NOTE, aux=("z", 0, ""))
     if char in "^_=":
@@ -574,8 +700,10 @@ def _start_element(core: Core, char: str) -> Core | None:
         return core._replace(mode=B_PAREN, aux=_prefix_items(core)) if _room(core) else None
     if char == "{":
         items = _prefix_items(core)
-        if core.tuplet_left or items & P_GRACE or not _room(core):
-            return None  # music21 counts grace notes into a tuplet: keep them out of tuplets
+        # (reading, grace notes may end a bar: `Tg4 {^fg}|`; the note after them is checked for room)
+        room = _room(core) or core.flags & READING
+        if core.tuplet_left or items & P_GRACE or core.flags & GHOST or not room:
+            return None  # music21 counts grace notes into a tuplet (and gives them a waiting chord symbol)
         return core._replace(mode=B_GRACE, aux=(items, 0, None))
     return None
 
@@ -600,6 +728,17 @@ def _idle(core: Core, char: str) -> Core | None:
         return _finish(core)
     if char in "<>" and prev == "t":
         return core._replace(aux="T")  # `A->B`: music21 ignores a mark after a tie (O'Neill's writes it)
+    if core.flags & READING:
+        if char in READING_TOKEN_STARTS and not _starts_field(core, char):
+            return _read_token(core, char)
+        if char in "<>" and prev in "bsn":
+            # music21 pairs the notes around a mark, whitespace or not (`last` survives it when reading),
+            # and ignores a mark after anything else
+            return _open_broken(core, char, "n") if core.last else core._replace(aux="b")
+        if char == ")":
+            return _close_paren(core)
+        if char in IGNORED_CHARS and prev in "bsn":
+            return core._replace(aux="b")
     if prev in "HX":
         # a fermata on the bar line (`H|]`, also `Hx||`): music21 drops the lone `H`
         if prev == "H" and char == "x":
@@ -623,19 +762,23 @@ def _idle(core: Core, char: str) -> Core | None:
         if prev in "btT" and not core.tuplet_left:
             return core._replace(aux="n")
         return None
-    if core.flags & LAST_ONLY:
-        return None
+    if core.flags & LAST_ONLY and not (core.flags & READING and char in "|:"):
+        return None  # (music21 skips bars without notes: reading, they may follow the last one)
     if char == "\\":
         return core._replace(mode=B_CONTINUE, aux=None) if prev in "btTs" and not core.tuplet_left else None
     if prev == "n" and char in BODY_FIELDS:
-        if core.bar or core.tuplet_left or core.flags & TIE:
-            return None
-        return core._replace(mode=B_FIELD_COLON, aux=char)
+        return core._replace(mode=B_FIELD_COLON, aux=char) if _starts_field(core, char) else None
     if char in "|:":
         if core.tuplet_left:
             return None
         return _bar(core._replace(mode=B_BAR, aux=("", False)), char)
     return _start_element(core, char)
+
+
+def _starts_field(core: Core, char: str) -> bool:
+    """Whether `char` starts an `M:`, `L:` or `K:` line here: at a line start between bars."""
+    at_line_start = core.mode == B_IDLE and core.aux == "n" and char in BODY_FIELDS
+    return at_line_start and not (core.bar or core.tuplet_left or core.flags & TIE)
 
 
 def _finish(core: Core) -> Core | None:
@@ -656,22 +799,24 @@ def _after(core: Core, char: str) -> Core | None:
     if char == "!":
         return _open_exclamation(core)
     if char in "><":
+        if kind in "pP" and core.flags & READING:
+            return core._replace(aux="P")  # `(AB)>c`: music21 ignores a mark after `)`
         if kind in "pP" or not core.last:
             return None
-        for symbol in BROKEN:
-            if symbol.startswith(char) and _broken_ok(core, symbol):
-                return core._replace(mode=B_BROKEN, aux=(char, kind, False))
-        return None
+        return _open_broken(core, char, kind)
     if char == "-":
-        return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE, last=0) if kind in "nuc" else None
+        tied = kind in "nuc" or (kind == "r" and core.flags & READING)  # (`z4-z` in Essen tunes)
+        return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE, last=0) if tied else None
     if char == "." and kind in "nuc":
         return core._replace(aux="D", last=0)  # a staccato dot, or `g.-f`: a tie after it
     if char == ")":
         return _close_paren(core)
-    if char in "><" and kind == "p":
-        return core._replace(aux="P")  # `(AB)>c`: music21 ignores a mark after `)`
+    if core.flags & READING and char in READING_TOKEN_STARTS:
+        return _read_token(core, char)
     if char in " \n\\H":
-        return _idle(core._replace(mode=B_IDLE, aux="b", last=0), char)
+        # reading, a broken-rhythm mark may still pair this note with the next across whitespace
+        last = core.last if core.flags & READING else 0
+        return _idle(core._replace(mode=B_IDLE, aux="b", last=last), char)
     if char in "|:":
         if core.tuplet_left:
             return None
@@ -685,6 +830,9 @@ def _after_dot(core: Core, char: str) -> Core | None:
     else follows the dot as the staccato it is."""
     if char == "-":
         return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE)
+    if core.flags & READING and char in "<>)":
+        # the dot is a token of its own: music21 ignores a mark after it, and a `)` leaves it to the next note
+        return core._replace(aux="P", last=0) if char in "<>" else _close_paren(core)
     dotted = _start_element(core._replace(mode=B_IDLE, aux="s"), ".")
     return None if dotted is None else _prefix(dotted, char)
 
@@ -693,6 +841,19 @@ def _close_paren(core: Core) -> Core | None:
     """`)`: music21 pops its stack of open slurs and tuplets and ignores a `)` with nothing open, so any
     `)` after a note is harmless (slurs are only drawn)."""
     return core._replace(mode=B_AFTER, aux="p", slurs=max(core.slurs - 1, 0), last=0)
+
+
+def _open_broken(core: Core, char: str, kind: str) -> Core | None:
+    """`>` or `<` after a note of `kind`: a broken rhythm, if some mark it can become fits."""
+    for symbol in BROKEN:
+        if symbol.startswith(char) and _mark_read(core, symbol) and _broken_ok(core, symbol):
+            return core._replace(mode=B_BROKEN, aux=(char, kind, False))
+    return None
+
+
+def _mark_read(core: Core, symbol: str) -> bool:
+    """`>>>` and `<<<` are read in training tunes only."""
+    return len(symbol) < 3 or bool(core.flags & READING)
 
 
 def _broken_ok(core: Core, symbol: str) -> bool:
@@ -709,8 +870,11 @@ def _broken(core: Core, char: str) -> Core | None:
     """After `>` or `<`: music21 applies the mark only if the next token is a note; anything else that
     makes a token of its own (a tie, a slur, a staccato dot, a bar line...) voids it."""
     symbol, kind, spaced = core.aux
-    if char in "><" and not spaced and symbol + char in BROKEN and _broken_ok(core, symbol + char):
-        return core._replace(aux=(symbol + char, kind, False))
+    longer = symbol + char
+    if char in "><" and not spaced and longer in BROKEN and _mark_read(core, longer) and _broken_ok(core, longer):
+        return core._replace(aux=(longer, kind, False))
+    if core.flags & READING and char in READING_TOKEN_STARTS:
+        return _read_token(core, char)
     if char == '"':
         return _open_symbol(core)
     if char == "!":
@@ -750,38 +914,44 @@ def _bar(core: Core, char: str) -> Core | None:
 
 def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
     """Whether this bar line may close the bar: full, or short where short bars are allowed."""
-    if core.bar == 0 or core.bar == core.bar_len:
+    if core.bar == 0 or core.bar == core.bar_len or core.flags & UNMETERED:
         return True
     if core.flags & (PICKUP | AFTER_BOUNDARY) or BAR_LINES[line] != "|":
         return True
-    # a short bar closed by `|` is fine only as the last bar of the tune
-    return next_char is None or next_char in (EOS, "\n")
+    # a short bar closed by `|` is fine only as the last bar of the tune (reading, LAST_ONLY sees to that
+    # past bars without notes, which music21 skips)
+    return next_char is None or next_char in (EOS, "\n") or bool(core.flags & READING)
 
 
 def _close_bar(core: Core, line: str) -> Core:
     closing = BAR_LINES[line]
     flags = core.flags
-    short_last = core.bar and core.bar != core.bar_len and not flags & (PICKUP | AFTER_BOUNDARY) and closing == "|"
+    short = core.bar and core.bar != core.bar_len and not flags & (PICKUP | AFTER_BOUNDARY | UNMETERED)
+    short_last = short and closing == "|"
     if core.bar:
         flags &= ~(PICKUP | AFTER_BOUNDARY)
     if line not in ("|", ":"):
         flags |= AFTER_BOUNDARY
     if short_last:
         flags |= LAST_ONLY
-    return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags)
+    return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags, last=0)
 
 
 def _paren(core: Core, char: str) -> Core | None:
     items = core.aux
+    reading = core.flags & READING
     if char.isdigit():
         p = int(char)
-        if p not in TUPLETS or core.tuplet_left or items & P_TUPLET:
+        again = reading and items & P_TUPLET  # `(3(3`: music21 applies the second, the first has no notes
+        if p not in TUPLETS or (not again and (core.tuplet_left or items & P_TUPLET)):
             return None
-        tuplet = core._replace(mode=B_TUPLET, aux=(items, char))
+        tuplet = core._replace(mode=B_TUPLET, aux=(items, char), tuplet_left=0)
         return tuplet if _tuplet_fits(tuplet, char) or _tuplet_fits(tuplet, char + ":2") else None
     if core.slurs >= MAX_SLURS:
         return None
     opened = core._replace(mode=B_PREFIX, aux=(items | P_SLUR, 0), slurs=core.slurs + 1)
+    if reading and char == " ":
+        return opened._replace(aux=(items | P_SLUR | P_SPACE, 0))  # `( cd)`: a slur, then a space
     return _prefix(opened, char)
 
 
@@ -821,6 +991,10 @@ def _tuplet(core: Core, char: str) -> Core | None:
 
 def _prefix(core: Core, char: str) -> Core | None:
     """After slurs, chord symbols, decorations, grace notes or a tuplet: the note must follow."""
+    if core.flags & READING and core.aux[0] == P_GRACE and char in " \n|:-\\":
+        # grace notes before no note (`{^fg} |`, `{c}-B`): music21 keeps them, the tie starts at them
+        idle = core._replace(mode=B_IDLE, aux="b", last=0)
+        return idle._replace(aux="t", flags=idle.flags | TIE) if char == "-" else _idle(idle, char)
     if char in (EOS, " ", "\n", "|", ":", ")", "-", ">", "<", "\\"):
         return None
     if core.aux[0] & P_HEAD and core.flags & SYMBOL_WAITING and char not in PITCHES and char not in "z^_=":
@@ -837,6 +1011,8 @@ def _open_symbol(core: Core) -> Core | None:
 
 
 def _symbol(core: Core, char: str) -> Core | None:
+    if core.flags & READING:
+        return _symbol_read(core, char)
     text, before = core.aux  # text: what was read, or ("annotation", length) once it can only be text
     annotation = isinstance(text, tuple)
     if char == '"':
@@ -858,6 +1034,21 @@ def _symbol(core: Core, char: str) -> Core | None:
     return core._replace(aux=(grown, before))
 
 
+def _symbol_read(core: Core, char: str) -> Core | None:
+    """A chord symbol or annotation in a training tune: any text. music21 drops the note after one that
+    starts with `>` (a fingering diagram to it), and reads only the first symbol of a note."""
+    text, before = core.aux
+    if char == '"':
+        name = text.strip().replace("(", "").replace(")", "")
+        if not name:
+            return None
+        ghost = GHOST if name.startswith(">") and not before.flags & SYMBOL_WAITING else 0
+        return before._replace(flags=before.flags | SYMBOL_WAITING | ghost)
+    if char in ("\n", EOS) or not char.isprintable():
+        return None
+    return core._replace(aux=(text + char, before))
+
+
 def _open_exclamation(core: Core) -> Core | None:
     """A `!name!` decoration; music21 skips it, so like a chord symbol it leaves the state as it was."""
     if core.flags & LAST_ONLY:
@@ -867,6 +1058,17 @@ def _open_exclamation(core: Core) -> Core | None:
 
 def _exclamation(core: Core, char: str) -> Core | None:
     text, before = core.aux
+    if core.flags & READING:
+        # music21 skips any `!...!` it can close within 20 characters (but for its spanner marks), and
+        # else ignores the `!` alone and reads on: read the text again from before it
+        if char == "!":
+            return before if text and text not in SPANNER_MARKS and "\n" not in text else None
+        if len(text) < MAX_READING_EXCLAMATION and char != EOS:
+            return core._replace(aux=(text + char, before))
+        replayed: Core | None = before
+        for again in text + char:
+            replayed = None if replayed is None else step(replayed, again)
+        return replayed
     if char == "!":
         return before if text else None
     if len(text) >= MAX_EXCLAMATION or not (char.isalnum() or char == "."):
@@ -886,25 +1088,27 @@ def _grace(core: Core, char: str) -> Core | None:
             return core._replace(mode=B_PREFIX, aux=(items | P_GRACE, 0))
         if note is None and char in "^_=" and count < MAX_GRACE:
             return core._replace(aux=(items, count, char))
+        if note is None and char in "uv" and core.flags & READING:
+            return core  # `{vEFG}`: a bowing mark for the grace note after it
         if isinstance(note, str) and note + char in ACCIDENTALS:
             return core._replace(aux=(items, count, note + char))
         if char in PITCHES and count < MAX_GRACE:
             return core._replace(aux=(items, count + 1, ("u" if char.isupper() else "l", 0, "")))
         return None
-    lexed = _lex_note(note, char)
+    lexed = _lex_note(note, char, _lengths(core))
     if lexed is not None:
         return core._replace(aux=(items, count, lexed))
-    if note[2] not in LENGTHS:
+    if note[2] not in _lengths(core).values:
         return None
     return _grace(core._replace(aux=(items, count, None)), char)
 
 
-def _lex_note(note: tuple[str, int, str], char: str) -> tuple[str, int, str] | None:
+def _lex_note(note: tuple[str, int, str], char: str, lengths: Lengths) -> tuple[str, int, str] | None:
     """The next (case, octave marks, length) of a note being read, or None if `char` doesn't extend it."""
     case, octaves, length = note
     if not length and octaves < MAX_OCTAVE_MARKS and ((case == "u" and char == ",") or (case == "l" and char == "'")):
         return (case, octaves + 1, length)
-    if (char.isdigit() or char == "/") and length + char in LENGTH_PREFIX_MIN:
+    if (char.isdigit() or char == "/") and length + char in lengths.prefix_min:
         return (case, octaves, length + char)
     return None
 
@@ -919,15 +1123,16 @@ def _accidental(core: Core, char: str) -> Core | None:
 
 def _note(core: Core, char: str) -> Core | None:
     case, octaves, length = core.aux
-    lexed = _lex_note(core.aux, char)
+    lengths = _lengths(core)
+    lexed = _lex_note(core.aux, char, lengths)
     if lexed is not None:
         if lexed[2] != length and not _length_char_ok(core, lexed[2]):
             return None
         return core._replace(aux=lexed)
-    if length not in LENGTHS:
+    if length not in lengths.values:
         return None
     kind = "r" if case == "z" else ("u" if case == "u" and not octaves and not length else "n")
-    ended = _end_note(core, kind, LENGTHS[length])
+    ended = _end_note(core, kind, lengths.values[length])
     return None if ended is None else _after(ended, char)
 
 
@@ -955,18 +1160,24 @@ def _chord(core: Core, char: str) -> Core | None:
             return core._replace(aux=(count, first, note + char))
         if char in PITCHES and count < MAX_CHORD:
             return core._replace(aux=(count + 1, first, ("u" if char.isupper() else "l", 0, "")))
+        if note is None and count and core.flags & READING:
+            if char == "z" and count < MAX_CHORD:
+                return core._replace(aux=(count + 1, first, ("l", 0, "")))  # `[C2z2]`: music21 plays the C
+            if char == "-":
+                return core  # `[b4-B4-]`: ties inside a chord
         return None
-    lexed = _lex_note(note, char)
+    lengths = _lengths(core)
+    lexed = _lex_note(note, char, lengths)
     if lexed is not None:
         if lexed[2] != note[2] and core.tuplet_left:
             return None  # in a tuplet the chord's length is written outside: [CE]2
         if count == 1 and lexed[2] != note[2] and not _length_char_ok(core, lexed[2], MIN_LENGTH):
             return None
         return core._replace(aux=(count, first, lexed))
-    if note[2] not in LENGTHS:
+    if note[2] not in lengths.values:
         return None
     if first is None:
-        first = LENGTHS[note[2]]
+        first = lengths.values[note[2]]
         if not _length_char_ok(core, "", first):
             return None
     return _chord(core._replace(aux=(count, first, None)), char)
@@ -974,27 +1185,139 @@ def _chord(core: Core, char: str) -> Core | None:
 
 def _chord_length(core: Core, char: str) -> Core | None:
     first, length = core.aux
-    if (char.isdigit() or char == "/") and length + char in LENGTH_PREFIX_MIN:
+    lengths = _lengths(core)
+    if (char.isdigit() or char == "/") and length + char in lengths.prefix_min:
         if not _length_char_ok(core, length + char, first):
             return None
         return core._replace(aux=(first, length + char))
-    if length not in LENGTHS:
+    if length not in lengths.values:
         return None
-    ended = _end_note(core, "c", LENGTHS[length], first)
+    ended = _end_note(core, "c", lengths.values[length], first)
     return None if ended is None else _after(ended, char)
 
 
 def _field_colon(core: Core, char: str) -> Core | None:
-    return core._replace(mode=B_FIELD_VALUE, aux=(core.aux, "")) if char == ":" else None
+    if char == ":":
+        return core._replace(mode=B_FIELD_VALUE, aux=(core.aux, ""))
+    if core.flags & READING:
+        # `Ka2` at a line start: music21's accent `K` (or tenuto `M`, or the token `L...`), not a field
+        token = _read_token(core._replace(mode=B_IDLE, aux="n"), core.aux)
+        return None if token is None else step(token, char)
+    return None
 
 
 def _field_value(core: Core, char: str) -> Core | None:
     field, text = core.aux
+    reading = bool(core.flags & READING)
     if char == "\n":
-        return _apply_field(core, field, text, in_body=True) if value_ok(field, text, complete=True) else None
-    if char == EOS or not value_ok(field, text + char, complete=False):
+        if not value_ok(field, text, complete=True, reading=reading):
+            return None
+        return _apply_field(core, field, text, in_body=True)
+    if char == EOS or not value_ok(field, text + char, complete=False, reading=reading):
         return None
     return core._replace(aux=(field, text + char))
+
+
+# Reading training tunes: music21's note tokens, which it keeps, drops or reads as an articulation.
+
+
+def _read_token(core: Core, char: str) -> Core | None:
+    """`char` starts a token that only the reading rules follow: an articulation (`u v k`), or a token
+    of letters and decorations read to its end (B_TOKEN) to see what music21 makes of it."""
+    if char in "uvk":
+        return _articulation(core)
+    found = char.isalpha() and char not in TOKEN_DECORATIONS and char not in ARTICULATIONS
+    return Core(B_TOKEN, (char, found, core), *core[2:])
+
+
+def _token(core: Core, char: str) -> Core | None:
+    """Inside a token music21 reads like a note: decorations, at most one pitch letter, lengths. aux:
+    (text, whether a pitch letter was read, the state before the token)."""
+    text, found, before = core.aux
+    if len(text) == 1 and char == ":" and (text.isupper() or text == "w"):
+        return core._replace(mode=B_META, aux=(text, before))  # a field, unless `|` follows
+    if text in ("K", "M"):
+        return _after_token(_token_end(text, before), char)
+    if len(text) >= MAX_TOKEN:
+        return None
+    if not found and char in TOKEN_DECORATIONS:
+        return core._replace(aux=(text + char, False, before))
+    if not found and char.isalpha() and char not in NOT_PITCH_LETTERS:
+        if char not in PITCHES and char != "z":
+            return core._replace(aux=(text + char, True, before))
+        if before.flags & SYMBOL_WAITING or not _dropped_start(text):
+            # `~Hg2`, `TvG3`, `"p"HA,2`: the note; its decorations don't count, its accidental must be one
+            accidental = text[len(text.rstrip("^_=")) :]
+            if accidental and (accidental not in ACCIDENTALS or set("^_=") & set(text[: -len(accidental)])):
+                return None
+            if any(c.isdigit() or c in ",/'" for c in text):
+                return None  # `=.2G2`: music21 would read the 2 into the note's length
+            return step(before, char)
+        return core._replace(mode=B_DROP, aux=before)  # `HG2`: music21 drops the note
+    if char.isdigit() or char in ",/'":
+        return core._replace(aux=(text + char, found, before))
+    return _after_token(_token_end(text, before), char)
+
+
+def _token_end(text: str, before: Core) -> Core | None:
+    """The state after a whole token without a pitch: as before it where music21 drops the token."""
+    if text in ("K", "M"):
+        return _articulation(before)  # single-character tokens: an accent, a tenuto
+    symbol = bool(before.flags & SYMBOL_WAITING)  # music21 reads the symbol and the token as one
+    dropped = text.endswith(DROPPED_ENDINGS) if symbol else text in DROPPED_TOKENS or _dropped_start(text)
+    if not dropped:
+        return None  # a note without a pitch letter: music21 would repeat the last pitch it saw
+    return _restorable(before)._replace(flags=before.flags & ~(SYMBOL_WAITING | GHOST))
+
+
+def _dropped_start(text: str) -> bool:
+    return text[0] in DROPPED_STARTS or (text[0] == "=" and text[1:2].isdigit())
+
+
+def _after_token(core: Core | None, char: str) -> Core | None:
+    return None if core is None else step(core, char)
+
+
+def _drop(core: Core, char: str) -> Core | None:
+    """The rest of a note music21 drops (`HG2`): its lengths and octave marks. The tie the note was
+    written to ends there, so none is left waiting."""
+    if char.isdigit() or char in ",/'":
+        return core
+    before = core.aux
+    restored = _restorable(before)._replace(flags=before.flags & ~TIE)
+    if restored.mode == B_IDLE and restored.aux in "tT":
+        restored = restored._replace(aux="b")
+    return step(restored, char)
+
+
+def _articulation(core: Core) -> Core | None:
+    """A token music21 keeps for the next note (`u v k K M`): between notes it changes nothing, but
+    stands between a broken-rhythm mark and the notes around it."""
+    if core.mode == B_BROKEN:
+        _, kind, _ = core.aux
+        core = core._replace(mode=B_AFTER, aux="n" if kind == "u" else kind)
+    if core.mode == B_AFTER:
+        return core._replace(mode=B_IDLE, aux="b", last=0) if core.aux != "D" else None
+    if core.mode == B_IDLE:
+        return _restorable(core)._replace(last=0)
+    return core if core.mode == B_PREFIX else None
+
+
+def _meta(core: Core, char: str) -> Core | None:
+    """After a letter and `:`: music21 reads a field to the end of the line, unless `|` follows (`Z:|`)."""
+    letter, before = core.aux
+    if char in ("|", EOS):
+        return _after_token(_after_token(_token_end(letter, before), ":"), char)
+    if letter in IGNORED_FIELDS:
+        return _skip(core._replace(mode=B_SKIP, aux=_restorable(before)), char)
+    return None
+
+
+def _skip(core: Core, char: str) -> Core | None:
+    """A field music21 ignores, to the end of the line."""
+    if char in ("\n", EOS):
+        return step(core.aux, char)
+    return core
 
 
 def _continue(core: Core, char: str) -> Core | None:
@@ -1027,6 +1350,10 @@ _STEPS = {
     B_FIELD_VALUE: _field_value,
     B_CONTINUE: _continue,
     B_EXCLAIM: _exclamation,
+    B_TOKEN: _token,
+    B_DROP: _drop,
+    B_META: _meta,
+    B_SKIP: _skip,
     DONE: _done,
 }
 
@@ -1036,9 +1363,13 @@ def step(core: Core, char: str) -> Core | None:
     return _STEPS[core.mode](core, char)
 
 
-def check_text(text: str) -> Rejection | None:
-    """None if the checker accepts the whole text as one tune, else where it first refuses."""
-    core: Core | None = START
+def check_text(text: str, *, sampling: bool = False) -> Rejection | None:
+    """None if the checker accepts the whole text as one tune, else where it first refuses.
+
+    By default it reads the text as a training tune, with music21's tolerances (see the module
+    docstring); `sampling=True` checks the stricter language the masks offer a sampler.
+    """
+    core: Core | None = START if sampling else START_READING
     line, column = 1, 1
     for position, char in enumerate([*text, EOS]):
         assert core is not None
