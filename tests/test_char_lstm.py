@@ -13,7 +13,7 @@ import pytest
 from tui_composer.api import DataSpec, EpochProgress, SampleRequest
 
 keras = pytest.importorskip("keras")
-from tui_composer_plugins.char_lstm.model import CharLSTM, HoistedLSTM, stream_batches  # noqa: E402
+from tui_composer_plugins.char_lstm.model import CharLSTM, HoistedLSTM, TokenLSTM, stream_batches  # noqa: E402
 
 TOKENS = DataSpec(kind="tokens", size=10, bos=0, eos=1)
 FRAMES = DataSpec(kind="frames", size=6)
@@ -102,6 +102,33 @@ def test_hoisted_lstm_computes_what_keras_lstm_computes() -> None:
     reference_grads = tape.gradient(reference_loss, reference.trainable_weights)
     for mine, theirs in zip(ours_grads, reference_grads, strict=True):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-4)
+
+
+def test_token_lstm_computes_what_an_embedding_then_an_lstm_compute() -> None:
+    """The folded first layer (ids in, table lookup) against Keras's Embedding -> LSTM, values and gradients."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 6, size=(3, 7)).astype(np.int32)
+    ours = TokenLSTM(4, vocabulary=6, embedding=5, return_sequences=True)
+    embedding, reference = keras.layers.Embedding(6, 5), keras.layers.LSTM(4, return_sequences=True)
+    ours.build(ids.shape)
+    embedding.build(ids.shape)
+    reference.build((3, 7, 5))
+    table, *lstm = [w + rng.normal(scale=0.1, size=w.shape).astype(np.float32) for w in ours.get_weights()]
+    ours.set_weights([table, *lstm])
+    embedding.set_weights([table])
+    reference.set_weights(lstm)
+    with tf.GradientTape(persistent=True) as tape:
+        ours_out = ours(ids)
+        reference_out = reference(embedding(ids))
+        ours_loss = tf.reduce_sum(ours_out**2)
+        reference_loss = tf.reduce_sum(reference_out**2)
+    np.testing.assert_allclose(ours_out.numpy(), reference_out.numpy(), atol=1e-5)
+    ours_grads = tape.gradient(ours_loss, ours.trainable_weights)
+    reference_grads = tape.gradient(reference_loss, embedding.trainable_weights + reference.trainable_weights)
+    for mine, theirs in zip(ours_grads, reference_grads, strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(mine).numpy(), tf.convert_to_tensor(theirs).numpy(), atol=1e-4)
 
 
 # --- tokens ------------------------------------------------------------------------------------------------

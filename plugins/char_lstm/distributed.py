@@ -55,7 +55,7 @@ class ReplicaTrainer:
     def _forward(self, x: Any, states: list[Any], training: bool, seed: Any) -> tuple[Any, list[Any]]:
         """Probabilities for inputs x [b, T(, F)] from states [(h, c) per layer], and the states after."""
         network = self.network
-        h = network.get_layer("embedding" if self.tokens else "projection")(x)
+        h = self.lstms[0].token_inputs(x) if self.tokens else network.get_layer("projection")(x)
         new_states = []
         for index, (lstm, (h0, c0)) in enumerate(zip(self.lstms, states, strict=True)):
             _, h, last = lstm.inner_loop(h, [h0, c0], None, training=training)

@@ -84,7 +84,7 @@ class HoistedLSTM(keras.layers.LSTM):
         time_major = tf.transpose(sequences, [1, 0, 2])
         shape = tf.shape(time_major)
         flat = tf.reshape(time_major, [-1, sequences.shape[-1]])
-        projected = tf.reshape(tf.matmul(flat, cell.kernel) + cell.bias, [shape[0], shape[1], 4 * cell.units])
+        projected = tf.reshape(self._input_side(flat) + cell.bias, [shape[0], shape[1], 4 * cell.units])
         recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
 
         def step(carry: tuple[Any, Any], z_input: Any) -> tuple[Any, Any]:
@@ -100,6 +100,52 @@ class HoistedLSTM(keras.layers.LSTM):
         # Keras's TimeDistributed miscounts the steps of an output whose length is not static.
         outputs.set_shape([sequences.shape[0], sequences.shape[1], cell.units])
         return hs[-1], outputs, [hs[-1], cs[-1]]
+
+    def _input_side(self, flat: Any) -> Any:
+        """Every position's input times the input kernel, positions flattened: (positions, 4 * units)."""
+        return tf.matmul(flat, self.cell.kernel)
+
+
+@keras.saving.register_keras_serializable(package=SERIAL_PACKAGE)
+class TokenLSTM(HoistedLSTM):
+    """The first layer of a token network: an embedding and an LSTM in one; token ids in.
+
+    An embedding followed by an LSTM multiplies every position's embedded token by the input kernel. The
+    product of the two matrices has one row per symbol, so the hoisted path computes that table once per
+    batch and looks each position's row up: the default network's largest matmul (a quarter of its
+    multiply-adds) becomes a gather. The gradients are the same: only the order of the products differs.
+    On the parent's path (cuDNN) the embedded tokens go in as usual.
+    """
+
+    def __init__(self, units: int, *, vocabulary: int, embedding: int, **kwargs: Any) -> None:
+        super().__init__(units, **kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=2)  # (streams, steps) ids
+        self.vocabulary = vocabulary
+        self.embedding = embedding
+
+    def build(self, sequences_shape: Any, initial_state_shape: Any = None) -> None:
+        # Keras's Embedding layer's initializer, so the network starts where the two layers would.
+        self.embeddings = self.add_weight(
+            shape=(self.vocabulary, self.embedding), initializer="uniform", name="embeddings"
+        )
+        super().build((*sequences_shape, self.embedding), initial_state_shape)
+
+    def token_inputs(self, ids: Any, mask: Any = None) -> Any:
+        """What `inner_loop` takes for token ids: rows of the folded table where the loop is hoisted,
+        the embedded tokens otherwise."""
+        if self._can_hoist(mask):
+            return tf.gather(tf.matmul(self.embeddings, self.cell.kernel), ids)
+        return tf.gather(self.embeddings, ids)
+
+    def call(self, sequences: Any, initial_state: Any = None, mask: Any = None, training: bool = False) -> Any:
+        inputs = self.token_inputs(sequences, mask)
+        return super().call(inputs, initial_state=initial_state, mask=mask, training=training)
+
+    def _input_side(self, flat: Any) -> Any:
+        return flat  # token_inputs looked the products up already
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"vocabulary": self.vocabulary, "embedding": self.embedding}
 
 
 # --- contiguous streams -----------------------------------------------------------------------------------
@@ -157,18 +203,24 @@ def stream_batches(sequences: Sequence[np.ndarray], streams: int, steps: int) ->
 # --- the network -----------------------------------------------------------------------------------------
 
 
+_STACKED = {"return_sequences": True, "stateful": True}
+
+
 def build_network(params: Mapping[str, Any], data: DataSpec) -> keras.Model:
     """The training network: fixed batch of `streams` rows (stateful layers need it), any length."""
     streams = params["streams"]
+    units = params["units"]
     if data.kind == "tokens":
-        inputs = keras.Input(batch_shape=(streams, None), dtype="int32", name="tokens")
-        x = keras.layers.Embedding(data.size, params["embedding"], name="embedding")(inputs)
+        x = inputs = keras.Input(batch_shape=(streams, None), dtype="int32", name="tokens")
+        first = TokenLSTM(units, vocabulary=data.size, embedding=params["embedding"], **_STACKED, name="lstm_1")
     else:
         inputs = keras.Input(batch_shape=(streams, None, data.size), dtype="float32", name="frames")
         x = keras.layers.Dense(params["embedding"], name="projection")(inputs)
-    for index in range(params["layers"]):
-        x = HoistedLSTM(params["units"], return_sequences=True, stateful=True, name=f"lstm_{index + 1}")(x)
-        x = keras.layers.Dropout(params["dropout"], name=f"dropout_{index + 1}")(x)
+        first = HoistedLSTM(units, **_STACKED, name="lstm_1")
+    for index in range(1, params["layers"] + 1):
+        lstm = first if index == 1 else HoistedLSTM(units, **_STACKED, name=f"lstm_{index}")
+        x = lstm(x)
+        x = keras.layers.Dropout(params["dropout"], name=f"dropout_{index}")(x)
     x = keras.layers.TimeDistributed(keras.layers.Dense(data.size), name="output")(x)
     activation = "softmax" if data.kind == "tokens" else "sigmoid"
     outputs = keras.layers.Activation(activation, dtype="float32", name=activation)(x)
@@ -326,6 +378,13 @@ def _gates_last(matrix: np.ndarray, units: int) -> np.ndarray:
     return np.concatenate([i, f, o, g], axis=-1)
 
 
+def _token_embeddings(network: keras.Model, first: keras.layers.LSTM) -> np.ndarray:
+    """The embedding matrix: the first layer's own, or (in runs saved before it had one) a layer's."""
+    if isinstance(first, TokenLSTM):
+        return first.embeddings.numpy()
+    return network.get_layer("embedding").embeddings.numpy()
+
+
 class _Sampler:
     """The network's weights in one TensorFlow graph: an LSTM step for a batch of tunes, in a loop.
 
@@ -342,7 +401,7 @@ class _Sampler:
         first = lstms[0].cell
         kernel = first.kernel.numpy()
         if data.kind == "tokens":
-            table = network.get_layer("embedding").embeddings.numpy() @ kernel
+            table = _token_embeddings(network, lstms[0]) @ kernel
             first_bias = first.bias.numpy()
         else:
             projection = network.get_layer("projection")
