@@ -160,6 +160,16 @@ def test_training_lowers_the_loss_and_reports_batches() -> None:
     assert before.bits == pytest.approx(math.log2(TOKENS.size), abs=0.3)  # untrained: about uniform
 
 
+def test_the_step_size_decays_by_epoch_number() -> None:
+    """Epoch k trains with learning_rate * decay**k, set from k, so a resumed run steps like an unbroken one."""
+    model = CharLSTM({**SMALL, "learning_rate": 0.01, "learning_rate_decay": 0.5}, TOKENS)
+    step_sizes = []
+    for epoch in (0, 1, 3, 1):
+        model.train_epoch(cyclic_tunes(1), epoch, EpochProgress())
+        step_sizes.append(float(model.network.optimizer.learning_rate.numpy()))
+    assert step_sizes == pytest.approx([0.01, 0.005, 0.00125, 0.005])
+
+
 def test_stop_requested_ends_the_epoch_early() -> None:
     model = CharLSTM(SMALL, TOKENS)
     done: list[int] = []

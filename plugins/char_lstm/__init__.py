@@ -38,7 +38,15 @@ PARAMS = (
         max=65536,
     ),
     Param("steps", int, 64, "Time steps per batch (the truncated back-propagation length).", min=1, max=65536),
-    Param("learning_rate", float, 0.002, "Adam's step size.", min=1e-7, max=10.0),
+    Param("learning_rate", float, 0.002, "Adam's step size in the first epoch.", min=1e-7, max=10.0),
+    Param(
+        "learning_rate_decay",
+        float,
+        1.0,
+        "Multiply the step size by this at every epoch after the first (1: constant): anneals a short training.",
+        min=0.01,
+        max=1.0,
+    ),
     Param("clipnorm", float, 5.0, "Clip each gradient to this norm (0: no clipping).", min=0.0, max=1e6),
     Param(
         "shuffle",

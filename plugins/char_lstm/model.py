@@ -305,6 +305,9 @@ class CharLSTM(Model):
 
     def train_epoch(self, sequences: Sequence[np.ndarray], epoch: int, progress: EpochProgress) -> float:
         self._sampler = None  # the weights change
+        # Set from the epoch number, not decayed in place, so a resumed run steps as the uninterrupted one.
+        step_size = self.params["learning_rate"] * self.params["learning_rate_decay"] ** epoch
+        self.network.optimizer.learning_rate.assign(step_size)
         if self._replicas is not None:
             return self._replicas.train_epoch(sequences, epoch, progress)
         batches = self.batches(sequences, shuffle=self.params["shuffle"])
