@@ -13,7 +13,13 @@ import pytest
 from tui_composer.api import DataSpec, EpochProgress, SampleRequest
 
 keras = pytest.importorskip("keras")
-from tui_composer_plugins.char_lstm.model import CharLSTM, HoistedLSTM, TokenLSTM, stream_batches  # noqa: E402
+from tui_composer_plugins.char_lstm.model import (  # noqa: E402
+    WARM_UP_LENGTH,
+    CharLSTM,
+    HoistedLSTM,
+    TokenLSTM,
+    stream_batches,
+)
 
 TOKENS = DataSpec(kind="tokens", size=10, bos=0, eos=1)
 FRAMES = DataSpec(kind="frames", size=6)
@@ -225,6 +231,25 @@ def test_the_compiled_sampler_computes_what_the_network_computes(trained_tokens:
     for position, token in enumerate(sequence):
         logits, hs, cs = sampler._step(tf.constant([token], tf.int32), hs, cs)
         np.testing.assert_allclose(tf.nn.softmax(logits)[0].numpy(), expected[position], atol=1e-5)
+
+
+def test_samples_start_where_the_network_meets_tunes_in_training(trained_tokens: CharLSTM) -> None:
+    """In the contiguous streams a tune always follows another one's end, never a zero state: every sample
+    starts from the state after a warm-up tune of the model's own (seed 0) and its end-of-tune."""
+    import tensorflow as tf
+
+    trained_tokens.sample(SampleRequest(n=1, max_length=2))
+    sampler = trained_tokens._sampler
+    assert sampler is not None
+    zero = tf.zeros([1, 2 * sum(sampler.units)])
+    written, _, _ = sampler._call_loop(SampleRequest(n=1, max_length=WARM_UP_LENGTH, seed=0), zero)
+    warm_up = sampler._until_eos(written.numpy()[:, 0])
+    assert 0 < len(warm_up) < WARM_UP_LENGTH  # it ended at its end-of-tune
+    state = zero
+    for token in [TOKENS.bos, *warm_up.tolist(), TOKENS.eos]:
+        _, state = sampler.packed_step()(tf.constant([token], tf.int32), state)
+    assert np.abs(state.numpy()).max() > 0.1
+    np.testing.assert_allclose(sampler.start_state(3).numpy(), np.repeat(state.numpy(), 3, axis=0), atol=1e-5)
 
 
 class EvenOnly:

@@ -375,6 +375,9 @@ class CharLSTM(Model):
 # --- the sampler -------------------------------------------------------------------------------------------
 
 
+WARM_UP_LENGTH = 2000  # steps a sampler's warm-up tune may take (it ends at its end-of-tune, far sooner)
+
+
 def _gates_last(matrix: np.ndarray, units: int) -> np.ndarray:
     """Keras's gate columns i, f, g, o reordered to i, f, o, g: one sigmoid over the first three."""
     i, f, g, o = np.split(matrix, 4, axis=-1)
@@ -434,8 +437,10 @@ class _Sampler:
         else:
             input_spec = tf.TensorSpec([None, data.size], tf.float32)
         state_specs = [tf.TensorSpec([None, u], tf.float32) for u in self.units]
+        packed_state_spec = tf.TensorSpec([None, 2 * sum(self.units)], tf.float32)
         signature = [
             input_spec,  # start: one input per tune
+            packed_state_spec,  # the state each tune starts from (every layer's h, then c)
             input_spec,  # primer (padded with one unused item, so it is never empty)
             tf.TensorSpec([], tf.int32),  # primer length
             tf.TensorSpec([], tf.int32),  # max length
@@ -451,8 +456,9 @@ class _Sampler:
         self._step = tf.function(self._step_graph, input_signature=[input_spec, state_specs, state_specs])
         # The constrained loop calls a step from Python a thousand times: one state tensor (every layer's
         # h then c) and a concrete function halve TensorFlow's per-call overhead. Traced on first use.
-        self._packed_spec = [input_spec, tf.TensorSpec([None, 2 * sum(self.units)], tf.float32)]
+        self._packed_spec = [input_spec, packed_state_spec]
         self._packed: Any = None
+        self._warm: Any = None  # the start state, after a warm-up tune: see `start_state`
 
     # --- graph pieces ----------------------------------------------------------------------------------
 
@@ -510,6 +516,7 @@ class _Sampler:
     def _loop_graph(
         self,
         start: Any,
+        start_state: Any,
         primer: Any,
         primer_length: Any,
         max_length: Any,
@@ -518,10 +525,10 @@ class _Sampler:
         top_k: Any,
         *,
         filtered: bool,
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, Any, Any]:
         n = tf.shape(start)[0]
-        hs = [tf.zeros([n, u]) for u in self.units]
-        cs = [tf.zeros([n, u]) for u in self.units]
+        parts = tf.split(start_state, self.units + self.units, axis=1)
+        hs, cs = parts[: len(self.units)], parts[len(self.units) :]
         eos = self.data.eos if self.data.kind == "tokens" and self.data.eos is not None else None
         written = tf.TensorArray(start.dtype, size=max_length, element_shape=start.shape)
 
@@ -538,9 +545,9 @@ class _Sampler:
         def cond(t: Any, x: Any, hs: list[Any], cs: list[Any], written: Any, done: Any) -> Any:
             return (t < max_length) & ~tf.reduce_all(done)
 
-        start_state = (tf.constant(0), start, hs, cs, written, tf.zeros([n], tf.bool))
-        t, _, _, _, written, _ = tf.while_loop(cond, body, start_state)
-        return written.stack()[:t], t
+        initial = (tf.constant(0), start, hs, cs, written, tf.zeros([n], tf.bool))
+        t, _, hs, cs, written, _ = tf.while_loop(cond, body, initial)
+        return written.stack()[:t], t, tf.concat(hs + cs, axis=1)
 
     # --- entry points ----------------------------------------------------------------------------------
 
@@ -562,12 +569,29 @@ class _Sampler:
             raise ValueError(f"primer of shape {primer.shape} does not fit this model's {self.data.kind}")
         return primer
 
-    def run(self, request: SampleRequest) -> list[np.ndarray]:
-        """`request.n` tunes in one batch through the compiled loop."""
+    def start_state(self, n: int) -> Any:
+        """The packed state n tunes start from: where the network is after a tune of its own.
+
+        Training streams are contiguous, so the network only meets a tune's start after the end of the
+        tune before; from a zero state it writes a garbled first line (a model trained on `oneills` put
+        `X` after `<bos>` with probability 0.05 from zero, and 1.0 after a tune). So the sampler writes
+        one warm-up tune (seed 0, never shown), feeds its end-of-tune, and starts every sample there.
+        Encodings without an end-of-tune start from zero.
+        """
+        if self._warm is None:
+            self._warm = tf.zeros([1, 2 * sum(self.units)])
+            eos = self.data.eos if self.data.kind == "tokens" else None
+            if eos is not None:
+                _, _, state = self._call_loop(SampleRequest(n=1, max_length=WARM_UP_LENGTH, seed=0), self._warm)
+                _, self._warm = self.packed_step()(tf.constant([eos], tf.int32), state)
+        return tf.tile(self._warm, [n, 1])
+
+    def _call_loop(self, request: SampleRequest, start_state: Any) -> tuple[Any, Any, Any]:
         primer = self._primer(request)
         padded = np.concatenate([primer, np.zeros((1, *primer.shape[1:]), primer.dtype)])
-        written, _ = self._loops[request.top_k > 0](
+        return self._loops[request.top_k > 0](
             tf.constant(self._start(request.n)),
+            start_state,
             tf.constant(padded),
             tf.constant(len(primer), tf.int32),
             tf.constant(max(request.max_length, len(primer)), tf.int32),
@@ -575,6 +599,10 @@ class _Sampler:
             tf.constant(max(request.temperature, 1e-4), tf.float32),
             tf.constant(request.top_k, tf.int32),
         )
+
+    def run(self, request: SampleRequest) -> list[np.ndarray]:
+        """`request.n` tunes in one batch through the compiled loop."""
+        written, _, _ = self._call_loop(request, self.start_state(request.n))
         written = np.swapaxes(written.numpy(), 0, 1)  # (n, steps[, features])
         if self.data.kind == "frames":
             return [tune.astype(np.uint8) for tune in written]
@@ -600,7 +628,7 @@ class _Sampler:
         rng = np.random.default_rng(request.seed)
         n = request.n
         step = self.packed_step()
-        state = tf.zeros([n, 2 * sum(self.units)])
+        state = self.start_state(n)
         x = self._start(n)
         states = [constraint.start() for _ in range(n)]
         tunes: list[list[int]] = [[] for _ in range(n)]
