@@ -226,11 +226,12 @@ def test_the_compiled_sampler_computes_what_the_network_computes(trained_tokens:
     trained_tokens.reset_states()
     expected = trained_tokens.network.predict_on_batch(batch)[0]
     trained_tokens.reset_states()
-    hs = [tf.zeros([1, u]) for u in sampler.units]
-    cs = [tf.zeros([1, u]) for u in sampler.units]
-    for position, token in enumerate(sequence):
-        logits, hs, cs = sampler._step(tf.constant([token], tf.int32), hs, cs)
-        np.testing.assert_allclose(tf.nn.softmax(logits)[0].numpy(), expected[position], atol=1e-5)
+    for few in (False, True):  # the batch form and the few-tunes form of the step
+        hs = [tf.zeros([1, u]) for u in sampler.units]
+        cs = [tf.zeros([1, u]) for u in sampler.units]
+        for position, token in enumerate(sequence):
+            logits, hs, cs = sampler._step_graph(tf.constant([token], tf.int32), hs, cs, few)
+            np.testing.assert_allclose(tf.nn.softmax(logits)[0].numpy(), expected[position], atol=1e-5)
 
 
 def test_samples_start_where_the_network_meets_tunes_in_training(trained_tokens: CharLSTM) -> None:
