@@ -14,6 +14,7 @@ Run from the repository root: .venv/bin/python benchmarks/ship_pretrained.py RUN
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 
 from tui_composer.training import quiet_tensorflow
@@ -40,6 +41,9 @@ def main() -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in KEPT:
         shutil.copyfile(run.path / name, target / name)
+    config = json.loads((target / "config.json").read_text())
+    config["name"] = target.name  # the run's own name when shipped under another (--as)
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     # Loading without compiling leaves the optimizer out; saving then writes the weights alone.
     network = keras.saving.load_model(run.model_path, safe_mode=True, compile=False)
     network.save(target / "model.keras")
