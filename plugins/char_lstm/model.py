@@ -464,6 +464,8 @@ class _Sampler:
         # h then c) and a concrete function halve TensorFlow's per-call overhead. Traced on first use.
         self._packed_spec = [input_spec, packed_state_spec]
         self._packed: Any = None
+        # The cell's elementwise ops fused by XLA (only those: XLA's CPU matmuls are slower than oneDNN's).
+        self._fused_cell = tf.function(self._cell, jit_compile=True, reduce_retracing=True)
         self._warm: Any = None  # the start state, after a warm-up tune: see `start_state`
 
     # --- graph pieces ----------------------------------------------------------------------------------
@@ -479,13 +481,15 @@ class _Sampler:
 
         With `few` tunes, an upper layer multiplies the layer below and its own last state apart: the
         second matmul does not wait for the layers below, so TensorFlow runs it beside them (one tune:
-        1.4x faster); for a batch one matmul of the two stacked is faster.
+        1.4x faster). For a batch, one matmul of the two stacked is faster, and the gates' elementwise
+        ops, which then cost more than the matmuls, run as one XLA-compiled kernel (`_fused_cell`).
         """
         if self.data.kind == "tokens":
             z = tf.gather(self.table, x) + tf.matmul(hs[0], self.first_recurrent)
         else:
             z = tf.matmul(x, self.table) + tf.matmul(hs[0], self.first_recurrent) + self.first_bias
-        h, c = self._cell(z, cs[0], self.units[0])
+        cell = self._cell if few else self._fused_cell
+        h, c = cell(z, cs[0], self.units[0])
         new_hs, new_cs = [h], [c]
         for index, (stacked, bias) in enumerate(zip(self.stacked, self.biases, strict=True), start=1):
             if few:
@@ -493,7 +497,7 @@ class _Sampler:
                 z = tf.matmul(h, stacked[:units]) + tf.matmul(hs[index], stacked[units:]) + bias
             else:
                 z = tf.matmul(tf.concat([h, hs[index]], axis=1), stacked) + bias
-            h, c = self._cell(z, cs[index], self.units[index])
+            h, c = cell(z, cs[index], self.units[index])
             new_hs.append(h)
             new_cs.append(c)
         return tf.matmul(h, self.out_kernel) + self.out_bias, new_hs, new_cs
