@@ -5,7 +5,7 @@ optimizer state (a third of the size); left out: checkpoints and samples. The sh
 with (see tui_composer/pretrained/oneills-default/README.md):
 
     tui-composer train --corpus oneills --encoder abc --model char-lstm --set streams=32 \\
-        --epochs 10 --patience 3 --seed 1 --name oneills-default
+        --set learning_rate=0.004 --set learning_rate_decay=0.85 --epochs 17 --seed 1 --name oneills-default
     .venv/bin/python benchmarks/ship_pretrained.py oneills-default
 
 Run from the repository root: .venv/bin/python benchmarks/ship_pretrained.py RUN [--as NAME]
