@@ -226,11 +226,11 @@ def test_the_compiled_sampler_computes_what_the_network_computes(trained_tokens:
     trained_tokens.reset_states()
     expected = trained_tokens.network.predict_on_batch(batch)[0]
     trained_tokens.reset_states()
-    for few in (False, True):  # the batch form and the few-tunes form of the step
+    for few, fuse in ((False, False), (True, False), (False, True)):  # every form of the step
         hs = [tf.zeros([1, u]) for u in sampler.units]
         cs = [tf.zeros([1, u]) for u in sampler.units]
         for position, token in enumerate(sequence):
-            logits, hs, cs = sampler._step_graph(tf.constant([token], tf.int32), hs, cs, few)
+            logits, hs, cs = sampler._step_graph(tf.constant([token], tf.int32), hs, cs, few, fuse)
             np.testing.assert_allclose(tf.nn.softmax(logits)[0].numpy(), expected[position], atol=1e-5)
 
 

@@ -476,19 +476,23 @@ class _Sampler:
         c = gates[:, units : 2 * units] * c + gates[:, :units] * tf.tanh(z[:, 3 * units :])
         return gates[:, 2 * units :] * tf.tanh(c), c
 
-    def _step_graph(self, x: Any, hs: list[Any], cs: list[Any], few: bool = False) -> tuple[Any, list[Any], list[Any]]:
+    def _step_graph(
+        self, x: Any, hs: list[Any], cs: list[Any], few: bool = False, fuse: bool = False
+    ) -> tuple[Any, list[Any], list[Any]]:
         """One step for a batch: inputs (ids or frames) and states -> output logits and new states.
 
         With `few` tunes, an upper layer multiplies the layer below and its own last state apart: the
         second matmul does not wait for the layers below, so TensorFlow runs it beside them (one tune:
-        1.4x faster). For a batch, one matmul of the two stacked is faster, and the gates' elementwise
-        ops, which then cost more than the matmuls, run as one XLA-compiled kernel (`_fused_cell`).
+        1.4x faster). For a batch, one matmul of the two stacked is faster, and with `fuse` the gates'
+        elementwise ops, which then cost more than the matmuls, run as one XLA-compiled kernel. Only
+        where the batch keeps its size: XLA compiles once per shape, and the constrained loop's batch
+        shrinks as tunes end.
         """
         if self.data.kind == "tokens":
             z = tf.gather(self.table, x) + tf.matmul(hs[0], self.first_recurrent)
         else:
             z = tf.matmul(x, self.table) + tf.matmul(hs[0], self.first_recurrent) + self.first_bias
-        cell = self._cell if few else self._fused_cell
+        cell = self._fused_cell if fuse else self._cell
         h, c = cell(z, cs[0], self.units[0])
         new_hs, new_cs = [h], [c]
         for index, (stacked, bias) in enumerate(zip(self.stacked, self.biases, strict=True), start=1):
@@ -502,11 +506,11 @@ class _Sampler:
             new_cs.append(c)
         return tf.matmul(h, self.out_kernel) + self.out_bias, new_hs, new_cs
 
-    def _packed_step_graph(self, x: Any, state: Any, few: bool = False) -> tuple[Any, Any]:
+    def _packed_step_graph(self, x: Any, state: Any, few: bool = False, fuse: bool = False) -> tuple[Any, Any]:
         """`_step_graph` with the states packed in one tensor: inputs and state -> logits and state."""
         parts = tf.split(state, self.units + self.units, axis=1)
         layers = len(self.units)
-        logits, hs, cs = self._step_graph(x, parts[:layers], parts[layers:], few)
+        logits, hs, cs = self._step_graph(x, parts[:layers], parts[layers:], few, fuse)
         return logits, tf.concat(hs + cs, axis=1)
 
     def packed_step(self) -> Any:
@@ -555,7 +559,7 @@ class _Sampler:
         # One packed state tensor, not a tensor per layer: every loop variable costs control-flow ops
         # at every step, and one tune is limited by such per-op costs, not by arithmetic.
         def body(t: Any, x: Any, state: Any, written: Any, done: Any) -> tuple[Any, ...]:
-            logits, state = self._packed_step_graph(x, state, few)
+            logits, state = self._packed_step_graph(x, state, few, fuse=not few)
             drawn = self._draw(logits, seed, t, temperature, top_k, filtered)
             forced = tf.broadcast_to(primer[tf.minimum(t, primer_length - 1)], tf.shape(drawn))
             nxt = tf.where(t < primer_length, forced, drawn)
