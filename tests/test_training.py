@@ -23,7 +23,7 @@ from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, ModelSp
 from tui_composer.cli import cli
 from tui_composer.plugin_host import PluginHost
 from tui_composer.studio import Studio
-from tui_composer.training import Progress, TrainingError, prepare_run, train_run
+from tui_composer.training import Progress, TrainingError, _BatchTracker, prepare_run, train_run
 from tui_composer.workspace import Workspace, WorkspaceError
 
 pytest.importorskip("keras")
@@ -287,3 +287,15 @@ def test_sigkill_mid_training_then_resume(workspace: Workspace, installed_host: 
     assert run.status()["state"] == "finished" and run.status()["epoch"] == 2
     after = [m["epoch"] for m in run.metrics() if m["kind"] == "epoch"]
     assert done == 1 and after[-1:] == [2]
+
+
+def test_the_time_left_skips_the_tracing_batch_and_stops_at_the_time_limit() -> None:
+    tracker = _BatchTracker(None, None, lambda progress: None, 0, 3, [])  # type: ignore[arg-type]
+    tracker.started = 0.0
+    tracker.progress(1, 10, 1.0, now=30.0)  # the first batch traced the step for 29 s
+    after_five = tracker.progress(5, 10, 1.0, now=34.0)  # then one second a batch
+    assert after_five.eta_seconds == pytest.approx(5 * 1.0 + 2 * 10 * 1.0)
+    limited = _BatchTracker(None, None, lambda progress: None, 0, 3, [], deadline=40.0)  # type: ignore[arg-type]
+    limited.started = 0.0
+    limited.progress(1, 10, 1.0, now=30.0)
+    assert limited.progress(5, 10, 1.0, now=34.0).eta_seconds == pytest.approx(6.0)

@@ -491,7 +491,8 @@ def _train(
                 return final
         seed_everything(epoch_seed(state.seed, state.epoch + 1))
         started, cpu_started = time.monotonic(), time.process_time()
-        tracker = _BatchTracker(run, status, report, state.epoch, epochs, epoch_seconds)
+        deadline = started_training + time_limit * 60 if time_limit else None
+        tracker = _BatchTracker(run, status, report, state.epoch, epochs, epoch_seconds, deadline)
         train_loss = model.train_epoch(
             train, state.epoch, EpochProgress(on_batch=tracker.on_batch, stop_requested=stop.is_set)
         )
@@ -562,20 +563,42 @@ class _BatchTracker:
         epoch: int,
         epochs: int,
         epoch_seconds: list[float],
+        deadline: float | None = None,
     ) -> None:
         self.run, self.status, self.report = run, status, report
         self.epoch, self.epochs = epoch, epochs
         self.epoch_seconds = epoch_seconds
+        self.deadline = deadline  # time.monotonic() at the time limit, if any
         self.started = time.monotonic()
+        self.first_batch_done: float | None = None
+        self.eta = 0.0
         self.last_record = 0.0
 
     def on_batch(self, done: int, total: int, loss: float) -> None:
         now = time.monotonic()
-        elapsed = now - self.started
-        this_epoch = elapsed / done * total if done else 0.0
-        per_epoch = sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else this_epoch
-        eta = (this_epoch - elapsed) + (self.epochs - self.epoch - 1) * per_epoch
-        progress = Progress(
+        self.report(self.progress(done, total, loss, now))
+        if now - self.last_record >= BATCH_RECORD_SECONDS or done == total:
+            self.last_record = now
+            self.run.append_metric(
+                {"kind": "batch", "epoch": self.epoch + 1, "batch": done, "batches": total, "loss": loss}
+            )
+            self.status.write(batch=done, batches=total, loss=loss, eta_seconds=round(self.eta, 1))
+
+    def progress(self, done: int, total: int, loss: float, now: float) -> Progress:
+        """The report after `done` of `total` batches, with the time left (also kept as `self.eta`)."""
+        if done == 1:
+            self.first_batch_done = now
+        # The first batch of a process pays for tracing the training step: the pace is measured after it.
+        if done > 1 and self.first_batch_done is not None:
+            pace = (now - self.first_batch_done) / (done - 1)
+        else:
+            pace = (now - self.started) / max(done, 1)
+        per_epoch = sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else pace * total
+        eta = pace * (total - done) + (self.epochs - self.epoch - 1) * per_epoch
+        if self.deadline is not None:  # a time limit stops the training before the last epoch
+            eta = min(eta, max(self.deadline - now, 0.0))
+        self.eta = eta
+        return Progress(
             phase="training",
             epoch=self.epoch,
             epochs=self.epochs,
@@ -584,10 +607,3 @@ class _BatchTracker:
             loss=loss,
             eta_seconds=eta,
         )
-        self.report(progress)
-        if now - self.last_record >= BATCH_RECORD_SECONDS or done == total:
-            self.last_record = now
-            self.run.append_metric(
-                {"kind": "batch", "epoch": self.epoch + 1, "batch": done, "batches": total, "loss": loss}
-            )
-            self.status.write(batch=done, batches=total, loss=loss, eta_seconds=round(eta, 1))
