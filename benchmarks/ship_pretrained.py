@@ -4,8 +4,8 @@ Kept: config.json, encoder.json, status.json, metrics.jsonl and model.keras re-s
 optimizer state (a third of the size); left out: checkpoints and samples. The shipped default was made
 with (see tui_composer/pretrained/oneills-default/README.md):
 
-    tui-composer train --corpus oneills --encoder abc --model char-lstm --set streams=32 --set dropout=0.1 \\
-        --set learning_rate=0.004 --set learning_rate_decay=0.88 --epochs 19 --seed 1 --name oneills-default
+    tui-composer train --corpus oneills --encoder abc --model char-lstm \\
+        --set learning_rate=0.003 --set learning_rate_decay=0.88 --epochs 14 --seed 1 --name oneills-default
     .venv/bin/python benchmarks/ship_pretrained.py oneills-default
 
 Run from the repository root: .venv/bin/python benchmarks/ship_pretrained.py RUN [--as NAME]
