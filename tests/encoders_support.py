@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import mido
@@ -85,3 +85,17 @@ def midi_piece(path: Path, key: str | None = None) -> Piece:
 # C major scale in quarter notes, then a C major chord held for a half note
 SCALE = [(60 + step, i * 480, (i + 1) * 480) for i, step in enumerate([0, 2, 4, 5, 7, 9, 11, 12])]
 CHORD = [(60, 3840, 4800), (64, 3840, 4800), (67, 3840, 4800)]
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# Pieces a MIDI-reading encoder must refuse, made in a folder, and a word its reason must hold.
+BAD_MIDI_INPUTS: list[tuple[Callable[[Path], Piece], str]] = [
+    (lambda d: midi_piece(_bytes(d / "noise.mid", bytes(range(256)) * 4)), "invalid MIDI"),
+    (lambda d: midi_piece(_bytes(d / "cut.mid", write_midi(d / "x.mid", SCALE).read_bytes()[:30])), "MIDI"),
+    (lambda d: midi_piece(write_midi(d / "drums.mid", SCALE, channel=9)), "only drums"),
+    (lambda d: abc_piece(NO_NOTES, key="rests.abc#3"), "no notes"),
+]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from encoders_support import CHORD, JIG, NO_NOTES, SCALE, abc_piece, midi_piece, write_midi
+from encoders_support import BAD_MIDI_INPUTS, CHORD, JIG, SCALE, abc_piece, midi_piece, write_midi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tui_composer_plugins.midi_events.encoder import MidiEventEncoder
@@ -86,22 +86,9 @@ def test_decode_plays_what_it_can_of_garbage() -> None:
         encoder.decode(np.asarray([vocabulary.id("shift:4"), vocabulary.id("off:60")]))
 
 
-@pytest.mark.parametrize(
-    ("make", "reason"),
-    [
-        (lambda d: midi_piece(_bytes(d / "noise.mid", bytes(range(256)) * 4)), "invalid MIDI"),
-        (lambda d: midi_piece(_bytes(d / "cut.mid", write_midi(d / "x.mid", SCALE).read_bytes()[:30])), "MIDI"),
-        (lambda d: midi_piece(write_midi(d / "drums.mid", SCALE, channel=9)), "only drums"),
-        (lambda d: abc_piece(NO_NOTES, key="rests.abc#3"), "no notes"),
-    ],
-)
+@pytest.mark.parametrize(("make", "reason"), BAD_MIDI_INPUTS)
 def test_bad_input_names_the_piece_and_the_reason(tmp_path: Path, make, reason: str) -> None:
     piece = make(tmp_path)
     with pytest.raises(EncodeError, match=reason) as caught:
         MidiEventEncoder().read(piece)
     assert caught.value.piece == piece.key
-
-
-def _bytes(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
