@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,19 @@ def timed(function, repeats: int) -> float:
     return best
 
 
+def generation_rows(name: str, model: Any, frames: int, repeats: int) -> list[tuple[str, str, float, str]]:
+    """Frames per second generating one tune and 64 at once, 25 Gibbs steps per frame."""
+    from tui_composer.api import SampleRequest
+
+    rows = []
+    for n in (1, 64):
+        request = SampleRequest(n=n, max_length=frames, seed=1)
+        seconds = timed(lambda r=request: model.sample(r), repeats)
+        tunes = f"{n} tune{'s' if n > 1 else ''}"
+        rows.append((f"{name} generation (25 Gibbs steps/frame)", tunes, n * frames / seconds, "frames/s"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=200, help="Frames generated per sample.")
@@ -54,7 +68,7 @@ def main() -> None:
     from tui_composer_plugins.rbm.model import RBM
     from tui_composer_plugins.rnn_rbm.model import RNNRBM
 
-    from tui_composer.api import DataSpec, EpochProgress, SampleRequest
+    from tui_composer.api import DataSpec, EpochProgress
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -70,17 +84,7 @@ def main() -> None:
         rows.append(("rbm training (W=15, CD-1)", f"batch {batch}", windows / seconds, "windows/s"))
     model = RBM({"window": 15, "hidden": 150, "gibbs_steps": 25}, data)
     model.train_epoch(chords(8, 64, rng), 0, EpochProgress())
-    for n in (1, 64):
-        request = SampleRequest(n=n, max_length=args.frames, seed=1)
-        seconds = timed(lambda m=model, r=request: m.sample(r), args.repeats)
-        rows.append(
-            (
-                "rbm generation (25 Gibbs steps/frame)",
-                f"{n} tune{'s' if n > 1 else ''}",
-                n * args.frames / seconds,
-                "frames/s",
-            )
-        )
+    rows += generation_rows("rbm", model, args.frames, args.repeats)
 
     # --- rnn-rbm -------------------------------------------------------------------------------------
     for streams in (1, 64):
@@ -97,17 +101,7 @@ def main() -> None:
         )
     model = RNNRBM({"gibbs_steps": 25}, data)
     model.train_epoch(chords(4, 100, rng), 0, EpochProgress())
-    for n in (1, 64):
-        request = SampleRequest(n=n, max_length=args.frames, seed=1)
-        seconds = timed(lambda m=model, r=request: m.sample(r), args.repeats)
-        rows.append(
-            (
-                "rnn-rbm generation (25 Gibbs steps/frame)",
-                f"{n} tune{'s' if n > 1 else ''}",
-                n * args.frames / seconds,
-                "frames/s",
-            )
-        )
+    rows += generation_rows("rnn-rbm", model, args.frames, args.repeats)
 
     print(f"energy-model speed, {os.cpu_count()} CPU cores visible; command: {' '.join(sys.argv)}")
     width = max(len(r[0]) for r in rows)
