@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,11 @@ def is_chief(strategy: Any) -> bool:
     if strategy is None:
         return True
     return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def scope_of(strategy: Any) -> AbstractContextManager[Any]:
+    """Where a model builds its variables: the strategy's scope, or nothing special without one."""
+    return strategy.scope() if strategy is not None else nullcontext()
 
 
 def replica_count(strategy: Any) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,7 +34,7 @@ import tensorflow as tf
 from tui_composer_plugins.char_lstm import PARAMS
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest, TokenConstraint
-from tui_composer.distribute import splits_batches
+from tui_composer.distribute import scope_of, splits_batches
 
 SERIAL_PACKAGE = "tui_composer_char_lstm"
 
@@ -254,7 +253,7 @@ class CharLSTM(Model):
     ) -> None:
         super().__init__(with_defaults(params), data, strategy)
         # Issue 8's strategies build and compile inside their scope; None is the default device.
-        with self._scope():
+        with scope_of(strategy):
             if network is None:
                 network = build_network(self.params, data)
             if not network.compiled:
@@ -267,9 +266,6 @@ class CharLSTM(Model):
             from tui_composer_plugins.char_lstm.distributed import ReplicaTrainer
 
             self._replicas = ReplicaTrainer(self)
-
-    def _scope(self) -> Any:
-        return self.strategy.scope() if self.strategy is not None else nullcontext()
 
     def reset_states(self) -> None:
         for layer in self.network.layers:
@@ -357,8 +353,7 @@ class CharLSTM(Model):
 
     @classmethod
     def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> CharLSTM:
-        scope = strategy.scope() if strategy is not None else nullcontext()
-        with scope:
+        with scope_of(strategy):
             network = keras.saving.load_model(path, safe_mode=True)
         return cls(params, data, strategy, network=network)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from tui_composer_plugins.rbm.energy import (
 )
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest
-from tui_composer.distribute import splits_batches
+from tui_composer.distribute import scope_of, splits_batches
 
 SERIAL_PACKAGE = "tui_composer_rbm"
 
@@ -184,7 +183,7 @@ class EnergyModel(Model):
 
     @classmethod
     def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> EnergyModel:
-        with strategy.scope() if strategy is not None else nullcontext():
+        with scope_of(strategy):
             network = keras.saving.load_model(Path(path), safe_mode=True, compile=True)
         if not isinstance(network, cls.network_class):
             raise ValueError(f"{path}: not an {cls.label} model (it holds a {type(network).__name__})")
@@ -212,7 +211,7 @@ class RBM(EnergyModel):
         if network is None:
             chains = int(p["batch_size"]) if p["persistent"] else 0
             seed = int(np.random.randint(0, 2**31 - 1))  # the host seeds numpy; the network keeps its seed
-            with self._scope():
+            with scope_of(strategy):
                 network = WindowRBMNetwork(int(p["window"]), data.size, int(p["hidden"]), self.tokens, chains, seed)
                 network.compile(optimizer=make_optimizer(p["optimizer"], float(p["learning_rate"])))
                 network.optimizer.build(network.trainable_variables)
@@ -230,9 +229,6 @@ class RBM(EnergyModel):
             self._update = replica_update(self)
         self._generate = tf.function(partial(_generate_windows, network), reduce_retracing=True, autograph=False)
         self._window_step = tf.function(self._sample_last_step, reduce_retracing=True, autograph=False)
-
-    def _scope(self) -> Any:
-        return self.strategy.scope() if self.strategy is not None else nullcontext()
 
     def _sample_last_step(
         self, context: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor, top_k: int

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +47,7 @@ from tui_composer_plugins.rbm.model import EnergyModel, checked_primer, make_opt
 from tui_composer_plugins.rnn_rbm import PARAMS
 
 from tui_composer.api import DataSpec, EpochProgress, SampleRequest
-from tui_composer.distribute import splits_batches
+from tui_composer.distribute import scope_of, splits_batches
 
 SERIAL_PACKAGE = "tui_composer_rnn_rbm"
 
@@ -390,7 +389,7 @@ class RNNRBM(EnergyModel):
         self.tokens = data.kind == "tokens"
         if network is None:
             seed = int(np.random.randint(0, 2**31 - 4))  # the host seeds numpy; the network keeps its seed
-            with strategy.scope() if strategy is not None else nullcontext():
+            with scope_of(strategy):
                 network = RNNRBMNetwork(
                     data.size, int(p["hidden"]), int(p["recurrent"]), self.tokens, str(p["cell"]), seed
                 )
