@@ -390,10 +390,11 @@ def _token_embeddings(network: keras.Model, first: keras.layers.LSTM) -> np.ndar
 class _Sampler:
     """The network's weights in one TensorFlow graph: an LSTM step for a batch of tunes, in a loop.
 
-    Each layer is a single matmul of [input, h] with its stacked kernels (gates reordered so that one
-    sigmoid covers three of them); the first layer's input side is a table: the embedding (or input
-    projection) times the input kernel, computed once. The loop runs as a `tf.while_loop` in a
-    `tf.function` (a TensorFlow graph: on CPU, XLA measured several times slower for this loop).
+    An upper layer multiplies [input, h] by its stacked kernels (gates reordered so that one sigmoid
+    covers three of them; a few tunes take the two halves apart, see `_step_graph`); the first layer's
+    input side is a table: the embedding (or input projection) times the input kernel, computed once.
+    The loop runs as a `tf.while_loop` in a `tf.function` (on CPU, XLA for the whole loop measured
+    several times slower; only the gates' arithmetic is XLA-compiled, for a batch).
     """
 
     def __init__(self, network: keras.Model, data: DataSpec) -> None:
@@ -424,6 +425,8 @@ class _Sampler:
         dense = network.get_layer("output").layer
         self.out_kernel = tf.constant(dense.kernel.numpy())
         self.out_bias = tf.constant(dense.bias.numpy())
+        # The end-of-tune id where the encoding has one: a tune ends there, and the warm-up ends there.
+        self.eos = data.eos if data.kind == "tokens" else None
         if data.kind == "tokens":
             banned = np.zeros(data.size, bool)
             if data.bos is not None:
@@ -433,7 +436,6 @@ class _Sampler:
             input_spec = tf.TensorSpec([None], tf.int32)
         else:
             input_spec = tf.TensorSpec([None, data.size], tf.float32)
-        state_specs = [tf.TensorSpec([None, u], tf.float32) for u in self.units]
         packed_state_spec = tf.TensorSpec([None, 2 * sum(self.units)], tf.float32)
         signature = [
             input_spec,  # start: one input per tune
@@ -454,7 +456,6 @@ class _Sampler:
             for filtered in (False, True)
             for few in (False, True)
         }
-        self._step = tf.function(self._step_graph, input_signature=[input_spec, state_specs, state_specs])
         # The constrained loop calls a step from Python a thousand times: one state tensor (every layer's
         # h then c) and a concrete function halve TensorFlow's per-call overhead. Traced on first use.
         self._packed_spec = [input_spec, packed_state_spec]
@@ -548,7 +549,7 @@ class _Sampler:
         few: bool,
     ) -> tuple[Any, Any, Any]:
         n = tf.shape(start)[0]
-        eos = self.data.eos if self.data.kind == "tokens" and self.data.eos is not None else None
+        eos = self.eos
         written = tf.TensorArray(start.dtype, size=max_length, element_shape=start.shape)
 
         # One packed state tensor, not a tensor per layer: every loop variable costs control-flow ops
@@ -601,10 +602,9 @@ class _Sampler:
         """
         if self._warm is None:
             self._warm = tf.zeros([1, 2 * sum(self.units)])
-            eos = self.data.eos if self.data.kind == "tokens" else None
-            if eos is not None:
+            if self.eos is not None:
                 _, _, state = self._call_loop(SampleRequest(n=1, max_length=WARM_UP_LENGTH, seed=0), self._warm)
-                _, self._warm = self.packed_step()(tf.constant([eos], tf.int32), state)
+                _, self._warm = self.packed_step()(tf.constant([self.eos], tf.int32), state)
         return tf.tile(self._warm, [n, 1])
 
     def _call_loop(self, request: SampleRequest, start_state: Any) -> tuple[Any, Any, Any]:
@@ -630,9 +630,9 @@ class _Sampler:
         return [self._until_eos(tune) for tune in written]
 
     def _until_eos(self, tune: np.ndarray) -> np.ndarray:
-        if self.data.eos is None:
+        if self.eos is None:
             return tune
-        ends = np.flatnonzero(tune == self.data.eos)
+        ends = np.flatnonzero(tune == self.eos)
         return tune[: ends[0]] if len(ends) else tune
 
     def constrained(self, request: SampleRequest, constraint: TokenConstraint) -> list[np.ndarray]:
