@@ -88,7 +88,6 @@ def test_parse_piece_and_piece_abc_for_each_format(tmp_path: Path) -> None:
     assert caught.value.piece == "broken.musicxml"
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed alarm, on purpose
 def test_a_timeout_swallowed_by_a_gc_callback_still_stops_the_call() -> None:
     import gc
     import time

@@ -6,6 +6,7 @@ runs under a SIGALRM timer inside its worker process.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -14,7 +15,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from types import FrameType
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,9 +38,9 @@ class Outcome(Generic[R]):
         return self.error is None
 
 
-# An exception raised while a gc callback runs (hypothesis installs one) is swallowed by Python,
-# so the timer repeats until the call ends: a lost alarm comes back shortly after.
-_ALARM_REPEAT_SECONDS = 0.05
+# An exception raised inside a gc callback (hypothesis installs one) or a __del__ is swallowed by Python,
+# so once the deadline has passed the timer repeats quickly until the exception gets through.
+_ALARM_REPEAT_SECONDS = 0.001
 
 
 def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
@@ -52,22 +54,34 @@ def call_bounded(function: Callable[[T], R], item: T, timeout: float) -> Outcome
         return _call_in_thread(function, item, timeout)
     armed = True
 
-    def alarm(signum: int, frame: Any) -> None:
-        if armed:
+    def alarm(signum: int, frame: FrameType | None) -> None:
+        if armed and not _in_gc_callback(frame):  # raised there it would be lost: wait for the next tick
             raise ItemTimeout
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout, _ALARM_REPEAT_SECONDS)
     try:
-        return Outcome(value=function(item))
+        try:
+            return Outcome(value=function(item))
+        finally:
+            # Stop the timer before handling anything: a tick raised here still lands in the except below.
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            armed = False
     except ItemTimeout:
         return Outcome(error=f"timed out after {timeout:g} s")
     except Exception as error:  # noqa: BLE001 - the reason is reported per item
         return Outcome(error=reason_of(error))
     finally:
-        armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _in_gc_callback(frame: FrameType | None) -> bool:
+    callback_code = {getattr(getattr(c, "__func__", c), "__code__", None) for c in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callback_code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _call_in_thread(function: Callable[[T], R], item: T, timeout: float) -> Outcome[R]:
