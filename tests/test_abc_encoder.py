@@ -44,9 +44,18 @@ def test_normalisation_keeps_the_player_fields_and_drops_the_rest() -> None:
     assert normalise(REEL, titles=True).splitlines()[:2] == ["X:1", "T:The Test Reel"]
 
 
-def test_titles_are_kept_only_when_asked() -> None:
+def test_titles_and_the_other_fields_are_kept_only_when_asked() -> None:
     assert "T:" not in "".join(AbcEncoder().read(abc_piece(REEL)))
     assert "T:The Test Reel\n" in "".join(AbcEncoder(titles=True).read(abc_piece(REEL)))
+    published = "".join(AbcEncoder(all_fields=True).read(abc_piece(REEL)))
+    assert published.splitlines()[:5] == [
+        "X:1",
+        "T:The Test Reel",
+        "Z:Transcribed by nobody",
+        "N:a note for the bibliography",
+        "M:4/4",
+    ]
+    assert "%" not in published and normalise(published, all_fields=True) == published
 
 
 def test_read_encode_and_decode_a_tune() -> None:

@@ -26,6 +26,13 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                     "Keep `T:` title lines. Off by default: titles are words, not music; a model spends a "
                     "sixth of its bits on them and samples them garbled.",
                 ),
+                Param(
+                    "all_fields",
+                    bool,
+                    False,
+                    "Keep every header field as published (`T:`, `B:`, `N:`, `Z:`...), to measure a model on "
+                    "the same text a compressor sees. Samples then carry invented notes and sources.",
+                ),
             ),
             version="2",
         )

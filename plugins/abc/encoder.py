@@ -5,7 +5,8 @@ Normalisation (what a tune looks like before it is split into characters):
 - Kept: the fields a player needs, `X:` (always written `X:1`: reference numbers index a book, and a
   model that learns them garbles them), `M:` (meter), `L:` (unit note length), `Q:` (tempo), `K:` (key),
   `R:` (rhythm) when present, and `V:` (voice) so several voices survive; written `F:value` with no space
-  after the colon. `T:` (title) is kept only with the encoder parameter `titles`.
+  after the colon. `T:` (title) is kept only with the encoder parameter `titles`; with `all_fields` every
+  field is kept (the collection as published, to measure a model on the same text a compressor sees).
 - Dropped: every other field, bibliographic ones included (`Z:`, `N:`, `B:`, `S:`, `H:`, `O:`, `A:`, `C:`,
   `D:`, `G:`, `I:`, `P:`, `W:`, `w:`, `+:`...), comments (`%` to the end of the line; `\\%` stays), `%%`
   directives and blank lines.
@@ -37,7 +38,7 @@ _COMMENT = re.compile(r"(?<!\\)%.*$")
 MAX_REPAIRS = 40  # lines dropped from the end of a garbled sample before giving up
 
 
-def normalise(text: str, *, titles: bool = False) -> str:
+def normalise(text: str, *, titles: bool = False, all_fields: bool = False) -> str:
     """The ABC text as the encoder sees it (see the module docstring); idempotent."""
     kept = PLAYER_FIELDS | {"T"} if titles else PLAYER_FIELDS
     lines: list[str] = []
@@ -48,7 +49,7 @@ def normalise(text: str, *, titles: bool = False) -> str:
         field = _FIELD.match(line)
         if field:
             name = field.group(1)
-            if name not in kept:
+            if name not in kept and not all_fields:
                 continue
             line = "X:1" if name == "X" else f"{name}:{line[2:].strip()}"
         lines.append(line)
@@ -90,13 +91,12 @@ class AbcEncoder(TokenEncoder):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.titles = bool(params.get("titles", False))
+        self.all_fields = bool(params.get("all_fields", False))
         self.vocabulary = None
 
     def read(self, piece: Piece) -> list[str]:
         if piece.format == "abc":
-            text = normalise(
-                piece.text if piece.text is not None else piece.path.read_text(errors="replace"), titles=self.titles
-            )
+            text = self.normalise(piece.text if piece.text is not None else piece.path.read_text(errors="replace"))
             if not text:
                 raise EncodeError(piece.key, "empty tune")
             self._check(text, piece)
@@ -104,8 +104,11 @@ class AbcEncoder(TokenEncoder):
             from tui_composer.abc_writer import score_to_abc
             from tui_composer.export import parse_piece
 
-            text = normalise(score_to_abc(parse_piece(piece), title=piece.title), titles=self.titles)
+            text = self.normalise(score_to_abc(parse_piece(piece), title=piece.title))
         return list(text)
+
+    def normalise(self, text: str) -> str:
+        return normalise(text, titles=self.titles, all_fields=self.all_fields)
 
     @staticmethod
     def _check(text: str, piece: Piece) -> None:
