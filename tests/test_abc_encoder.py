@@ -10,7 +10,7 @@ import pytest
 from encoders_support import GARBAGE_ABC, JIG, NO_NOTES, REEL, SCALE, abc_piece, midi_piece, write_midi
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tui_composer_plugins.abc.encoder import AbcEncoder, normalise, playable
+from tui_composer_plugins.abc.encoder import AbcEncoder, abc_score, normalise, playable
 
 from tui_composer.contract import EncodeError
 
@@ -84,6 +84,14 @@ def test_decode_repairs_a_garbled_sample() -> None:
     with pytest.raises(EncodeError, match="no"):
         encoder.decode(encoder.encode(list("z4 z4|")))
     assert playable(normalise(JIG)) == normalise(JIG)
+
+
+def test_a_sample_with_neither_meter_nor_unit_length_gets_the_standard_eighth() -> None:
+    sample = "X:1\nT:made up\nN:a long invented note\nK:G\nGAB c2d|e2d BAG|\n"
+    assert playable(sample) == "X:1\nT:made up\nN:a long invented note\nL:1/8\nK:G\nGAB c2d|e2d BAG|\n"
+    notes = abc_score(sample).flatten().notes
+    assert [n.duration.quarterLength for n in notes] == [0.5, 0.5, 0.5, 1, 0.5, 1, 0.5, 0.5, 0.5, 0.5]
+    assert playable("X:1\nM:6/8\nK:G\nGAB|\n") == "X:1\nM:6/8\nK:G\nGAB|\n"  # the meter implies the unit
 
 
 def test_midi_pieces_are_written_as_abc(tmp_path: Path) -> None:

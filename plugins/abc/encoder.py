@@ -57,13 +57,19 @@ def normalise(text: str, *, titles: bool = False, all_fields: bool = False) -> s
 
 
 def playable(text: str) -> str:
-    """The text with the fields a parser needs: an `X:` line first and a `K:` line ending the header."""
+    """The text with the fields a parser needs: an `X:` line first, a `K:` line ending the header, and a
+    unit note length where neither `M:` nor `L:` gives one."""
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines or not lines[0].startswith("X:"):
         lines.insert(0, "X:1")
     header_end = next((i for i, line in enumerate(lines) if not _FIELD.match(line)), len(lines))
-    if not any(line.startswith("K:") for line in lines[:header_end]):
+    header = lines[:header_end]
+    if not any(line.startswith("K:") for line in header):
         lines.insert(header_end, "K:C")
+    if not any(line.startswith(("M:", "L:")) for line in header):
+        # ABC 2.1 (3.1.7) then assumes 1/8, but music21 refuses the tune: say so explicitly.
+        key = next(i for i, line in enumerate(lines) if line.startswith("K:"))
+        lines.insert(key, "L:1/8")
     return "\n".join(lines) + "\n"
 
 
