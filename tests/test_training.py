@@ -80,7 +80,7 @@ def test_prepare_run_records_resolved_parameters(shared: Studio) -> None:
     run = prepare_run(shared, tiny_request(name="resolved"))
     config = run.config
     assert config["model_params"]["units"] == 16 and config["model_params"]["dropout"] == 0.2
-    assert config["encoder"] == "abc" and config["encoder_params"] == {"titles": False}
+    assert config["encoder"] == "abc" and config["encoder_params"] == {"titles": False, "all_fields": False}
     assert (config["epochs"], config["seed"], config["name"]) == (2, 3, "resolved")
     assert run.status()["state"] == "created"
 
