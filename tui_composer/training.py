@@ -480,18 +480,20 @@ def _train(
     patience = int(config.get("patience", DEFAULT_PATIENCE))
     time_limit = config.get("time_limit")
     epoch_seconds: list[float] = []
-    started_training = time.monotonic()
+    deadline = time.monotonic() + time_limit * 60 if time_limit else None
     while state.epoch < epochs:
-        if time_limit and epoch_seconds:
-            elapsed = time.monotonic() - started_training
-            if elapsed + sum(epoch_seconds) / len(epoch_seconds) > time_limit * 60:
-                message = f"stopped at the time limit ({time_limit:g} min) after epoch {state.epoch}"
-                final = status.write(state="finished", eta_seconds=None, message=message)
-                report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
-                return final
+        # no epoch starts that would end past the time limit
+        if (
+            deadline is not None
+            and epoch_seconds
+            and time.monotonic() + sum(epoch_seconds) / len(epoch_seconds) > deadline
+        ):
+            message = f"stopped at the time limit ({time_limit:g} min) after epoch {state.epoch}"
+            final = status.write(state="finished", eta_seconds=None, message=message)
+            report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
+            return final
         seed_everything(epoch_seed(state.seed, state.epoch + 1))
         started, cpu_started = time.monotonic(), time.process_time()
-        deadline = started_training + time_limit * 60 if time_limit else None
         tracker = _BatchTracker(run, status, report, state.epoch, epochs, epoch_seconds, deadline)
         train_loss = model.train_epoch(
             train, state.epoch, EpochProgress(on_batch=tracker.on_batch, stop_requested=stop.is_set)
@@ -571,21 +573,21 @@ class _BatchTracker:
         self.deadline = deadline  # time.monotonic() at the time limit, if any
         self.started = time.monotonic()
         self.first_batch_done: float | None = None
-        self.eta = 0.0
         self.last_record = 0.0
 
     def on_batch(self, done: int, total: int, loss: float) -> None:
         now = time.monotonic()
-        self.report(self.progress(done, total, loss, now))
+        progress = self.progress(done, total, loss, now)
+        self.report(progress)
         if now - self.last_record >= BATCH_RECORD_SECONDS or done == total:
             self.last_record = now
             self.run.append_metric(
                 {"kind": "batch", "epoch": self.epoch + 1, "batch": done, "batches": total, "loss": loss}
             )
-            self.status.write(batch=done, batches=total, loss=loss, eta_seconds=round(self.eta, 1))
+            self.status.write(batch=done, batches=total, loss=loss, eta_seconds=round(progress.eta_seconds or 0.0, 1))
 
     def progress(self, done: int, total: int, loss: float, now: float) -> Progress:
-        """The report after `done` of `total` batches, with the time left (also kept as `self.eta`)."""
+        """The report after `done` of `total` batches, with the time left."""
         if done == 1:
             self.first_batch_done = now
         # The first batch of a process pays for tracing the training step: the pace is measured after it.
@@ -597,7 +599,6 @@ class _BatchTracker:
         eta = pace * (total - done) + (self.epochs - self.epoch - 1) * per_epoch
         if self.deadline is not None:  # a time limit stops the training before the last epoch
             eta = min(eta, max(self.deadline - now, 0.0))
-        self.eta = eta
         return Progress(
             phase="training",
             epoch=self.epoch,
