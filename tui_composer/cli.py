@@ -207,10 +207,12 @@ def runs(context: StudioContext, as_json: bool) -> None:
 
 for command in (train, sample, check, serve):
     cli.add_command(command)
+BUILTIN_COMMANDS = dict(cli.commands)  # a plugin command of the same name is refused (PluginHost.add_commands)
 
 
 def main(argv: list[str] | None = None) -> None:
     host = load_host()
+    cli.commands = dict(BUILTIN_COMMANDS)  # each main() adds its own host's plugin commands, once
     host.add_commands(cli)
     try:
         cli.main(args=argv, prog_name="tui-composer", obj=host)

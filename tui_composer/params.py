@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,9 @@ class Param:
                 parsed = self.type(value)
         except (TypeError, ValueError):
             raise ParamError(f"{self.name}={value!r} is not valid: expected {self.allowed()}") from None
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            # float() reads "nan", "inf" and "1e999"; NaN passes every range check and JSON can't hold it.
+            raise ParamError(f"{self.name}={value!r} is not valid: expected {self.allowed()}, not NaN or infinity")
         if self.choices is not None and parsed not in self.choices:
             raise ParamError(f"{self.name}={value!r} is not valid: expected {self.allowed()}")
         if (self.min is not None and parsed < self.min) or (self.max is not None and parsed > self.max):

@@ -2,14 +2,23 @@
 
 A plugin that fails to import, fails validation or raises in a hook is recorded with its error and
 skipped; everything else keeps working. Built-in encoders and models load through the same path.
+
+Plugin code (the import and every hook) runs in a daemon thread bounded by `plugin_timeout()`, with
+sys.stdout sent to stderr: a plugin that hangs, prints, or raises SystemExit or KeyboardInterrupt is
+recorded as failed and can neither stall `--help` nor corrupt `plugins --json` or `runs --json`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
@@ -22,6 +31,8 @@ from tui_composer.specs import CorpusSpec, EncoderSpec, ModelSpec, Origin, Spec,
 GROUP = "tui_composer"
 SELECTION_VARIABLE = "TUI_COMPOSER_PLUGINS"
 BUILTIN_DISTRIBUTION = "tui-composer"
+PLUGIN_TIMEOUT = 10.0  # seconds each plugin's import, and each of its hooks, may take
+TIMEOUT_VARIABLE = "TUI_COMPOSER_PLUGIN_TIMEOUT"
 
 _KINDS: dict[str, tuple[str, type]] = {
     "register_encoders": ("encoder", EncoderSpec),
@@ -77,7 +88,65 @@ def selected_names() -> set[str] | None:
 
 
 def _short_error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def plugin_timeout() -> float:
+    """Seconds a plugin's import or hook may take: TUI_COMPOSER_PLUGIN_TIMEOUT, else PLUGIN_TIMEOUT."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return PLUGIN_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        # Loading plugins must not fail (it would take --help down with it): warn and go on.
+        print(
+            f"tui-composer: {TIMEOUT_VARIABLE}={text!r} is not a number of seconds above 0; using {PLUGIN_TIMEOUT:g} s",
+            file=sys.stderr,
+        )
+        return PLUGIN_TIMEOUT
+    return seconds
+
+
+@dataclass
+class PluginCall:
+    """What one bounded call into plugin code gave: its value, what it raised, or that it ran out of time."""
+
+    value: Any = None
+    error: BaseException | None = None
+    trace: str = ""
+    timed_out: bool = False
+
+
+def call_plugin(function: Callable[[], Any], timeout: float, name: str) -> PluginCall:
+    """Run plugin code in a daemon thread for at most `timeout` seconds, its stdout sent to stderr.
+
+    A thread because a hung import can't be interrupted, only abandoned (it ends with the process);
+    whatever the code raises, SystemExit and KeyboardInterrupt included, is caught there and returned.
+    """
+    outcome = PluginCall()
+
+    def target() -> None:
+        try:
+            outcome.value = function()
+        except BaseException as error:  # noqa: BLE001 - a plugin's sys.exit() must not end the command
+            outcome.error = error
+            outcome.trace = traceback.format_exc(limit=-3)
+
+    thread = threading.Thread(target=target, name=f"plugin {name}", daemon=True)
+    # What a plugin prints would land in the middle of `plugins --json`: send it to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        thread.start()
+        thread.join(timeout)
+    outcome.timed_out = thread.is_alive()
+    return outcome
+
+
+def _too_slow(what: str, timeout: float) -> str:
+    return f"{what} took longer than {timeout:g} s (a plugin that hangs?); set {TIMEOUT_VARIABLE} to allow more"
 
 
 class PluginHost:
@@ -88,12 +157,14 @@ class PluginHost:
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._registry: Registry | None = None
+        self._command_owners: dict[str, str] | None = None  # CLI command name -> plugin ("" for built-ins)
 
     # --- loading -------------------------------------------------------------------------------
 
     def load_entry_points(self, eps: Iterable[EntryPoint] | None = None) -> None:
         """Load every selected entry point of the group, isolating failures."""
         chosen = selected_names()
+        timeout = plugin_timeout()
         found = list(eps if eps is not None else entry_points(group=GROUP))
         # Built-ins first, so a third party can never take a built-in name.
         found.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name))
@@ -108,13 +179,15 @@ class PluginHost:
                 self.plugins[f"{ep.name} ({distribution})"] = info
                 continue
             self.plugins[ep.name] = info
-            try:
-                module = ep.load()
-            except Exception as error:  # noqa: BLE001 - any import failure must not stop the app
-                info.fail(f"import failed: {_short_error(error)}")
-                info.errors.append(traceback.format_exc(limit=-3))
+            call = call_plugin(ep.load, timeout, ep.name)
+            if call.timed_out:
+                info.fail(_too_slow("import", timeout))
                 continue
-            self._register(module, info)
+            if call.error is not None:  # any import failure, SystemExit included, must not stop the app
+                info.fail(f"import failed: {_short_error(call.error)}")
+                info.errors.append(call.trace)
+                continue
+            self._register(call.value, info)
 
     def register_module(self, module: ModuleType | object, name: str, distribution: str = "") -> PluginInfo:
         """Register a plugin object directly (tests, and apps embedding tui-composer)."""
@@ -143,24 +216,32 @@ class PluginHost:
 
     def _collect(self) -> Registry:
         registry = Registry()
+        timeout = plugin_timeout()
         for hook_name, (kind, spec_type) in _KINDS.items():
             hook = getattr(self.manager.hook, hook_name)
-            # Call each plugin's implementation on its own, so one that raises spoils only itself.
+            # Call each plugin's implementation on its own, so one that raises or hangs spoils only itself.
             for impl in hook.get_hookimpls():  # registration order: the first name wins
                 info = self.plugins[impl.plugin_name]
                 if info.status == "failed":
                     continue
-                register = self._registrar(registry, kind, spec_type, info)
-                try:
-                    impl.function(register=register)
-                except Exception as error:  # noqa: BLE001
-                    info.fail(f"{hook_name} raised {_short_error(error)}")
+                open_ = [True]
+                register = self._registrar(registry, kind, spec_type, info, open_)
+                call = call_plugin(partial(impl.function, register=register), timeout, info.name)
+                open_[0] = False  # a hook abandoned after its timeout registers nothing later
+                if call.timed_out:
+                    info.fail(_too_slow(hook_name, timeout))
+                elif call.error is not None:
+                    info.fail(f"{hook_name} raised {_short_error(call.error)}")
         return registry
 
-    def _registrar(self, registry: Registry, kind: str, spec_type: type, info: PluginInfo) -> Callable[[Spec], None]:
+    def _registrar(
+        self, registry: Registry, kind: str, spec_type: type, info: PluginInfo, open_: list[bool]
+    ) -> Callable[[Spec], None]:
         table = registry.table(kind)
 
         def register(spec: Spec) -> None:
+            if not open_[0]:
+                return
             if not isinstance(spec, spec_type):
                 raise TypeError(f"{kind} hook registered a {type(spec).__name__}, expected {spec_type.__name__}")
             if spec.name in table:
@@ -178,15 +259,39 @@ class PluginHost:
         return register
 
     def add_commands(self, cli: Any) -> None:
-        """Let each plugin add its CLI commands; one that raises is recorded and skipped."""
+        """Let each plugin add its CLI commands; one that raises or hangs is recorded and skipped.
+
+        A command named like a built-in or another plugin's is refused like a clashing spec: the first
+        one stays, and the plugin is listed as partial with a message naming both.
+        """
+        timeout = plugin_timeout()
+        if self._command_owners is None:
+            self._command_owners = dict.fromkeys(cli.commands, "")  # what the group holds now is built in
+        owners = self._command_owners
         for impl in self.manager.hook.register_commands.get_hookimpls():
             info = self.plugins[impl.plugin_name]
             if info.status == "failed":
                 continue
-            try:
-                impl.function(cli=cli)
-            except Exception as error:  # noqa: BLE001
-                info.fail(f"register_commands raised {_short_error(error)}")
+            before = dict(cli.commands)
+            call = call_plugin(partial(impl.function, cli=cli), timeout, info.name)
+            for name, command in before.items():
+                if cli.commands.get(name) is not command:  # replaced (or removed): put the first one back
+                    cli.commands[name] = command
+                    self._refuse_command(info, name, owners.get(name, ""))
+            for name in sorted(set(cli.commands) - set(before)):
+                owners[name] = info.name
+                info.provides.append(f"command {name}")
+            if call.timed_out:
+                info.fail(_too_slow("register_commands", timeout))
+            elif call.error is not None:
+                info.fail(f"register_commands raised {_short_error(call.error)}")
+
+    @staticmethod
+    def _refuse_command(info: PluginInfo, name: str, owner: str) -> None:
+        first = f"plugin {owner!r} already registered that name" if owner else "it is a built-in command"
+        info.errors.append(f"command {name!r} refused: {first}; plugin {info.name!r} must rename its command")
+        if info.status == "ok":
+            info.status = "partial"
 
     def failures(self) -> list[PluginInfo]:
         self.registry  # noqa: B018 - collecting may record hook failures

@@ -16,6 +16,8 @@ The primer is ABC text, whatever the encoder:
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,7 @@ import numpy as np
 from tui_composer.contract import DataSpec, EncodeError, Encoder, Piece, SampleRequest, Vocabulary
 from tui_composer.parallel import call_bounded
 from tui_composer.runs import Run
-from tui_composer.training import encoder_spec, load_encoder, model_spec, quiet_tensorflow
+from tui_composer.training import check_seed, encoder_spec, load_encoder, model_spec, quiet_tensorflow
 from tui_composer.workspace import WorkspaceError, read_json
 
 if TYPE_CHECKING:
@@ -160,7 +162,7 @@ def load_model(studio: Studio, run: Run) -> tuple[Encoder, DataSpec, Any]:
     saved = read_json(run.encoder_path) or {}
     data = DataSpec.from_json(saved["data"]) if "data" in saved else encoder.data_spec()
     quiet_tensorflow()
-    model = mod_spec.model_class().load(run.model_path, config["model_params"], data)
+    model = mod_spec.load(run.model_path, config["model_params"], data)  # names the file if it can't be read
     return encoder, data, model
 
 
@@ -179,16 +181,83 @@ def sampling_constraint(encoder: Encoder, options: SampleOptions) -> Any:
     return constraint
 
 
-def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sample]:
-    """Generate, convert and write `options.n` samples of a run; one failed conversion never stops the rest."""
+# Caps on one sampling command. A model holds every sample of its batch at once, so memory grows with
+# n x max_length; past these a machine runs out of memory (std::bad_alloc) instead of refusing.
+MAX_SAMPLES = 1000
+MAX_LENGTH = 20_000
+MAX_STEPS = 2_000_000  # n x max_length: 1,000 samples of 2,000 steps, or 100 of 20,000
+CAP_VARIABLES = {
+    "samples": "TUI_COMPOSER_MAX_SAMPLES",
+    "length": "TUI_COMPOSER_MAX_LENGTH",
+    "steps": "TUI_COMPOSER_MAX_SAMPLE_STEPS",
+}
+
+
+def sampling_cap(which: str, default: int) -> int:
+    """A cap, or the whole number its environment variable sets instead."""
+    variable = CAP_VARIABLES[which]
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SamplingError(f"{variable}={text!r} is not valid: expected a whole number of at least 1, or unset it")
+    return value
+
+
+def check_options(options: SampleOptions) -> None:
+    """Refuse what can't be sampled before any model is loaded; each message names the option and its bound."""
     if options.n < 1:
         raise SamplingError(f"-n {options.n} is not valid: ask for at least 1 sample")
-    if options.temperature <= 0:
-        raise SamplingError(f"--temperature {options.temperature:g} is not valid: expected a number above 0")
+    if not 0 < options.temperature < math.inf:  # NaN fails both comparisons
+        raise SamplingError(f"--temperature {options.temperature:g} is not valid: expected a finite number above 0")
     if options.max_length < 1:
         raise SamplingError(f"--max-length {options.max_length} is not valid: expected at least 1")
     if options.top_k < 0:
         raise SamplingError(f"--top-k {options.top_k} is not valid: expected 0 (off) or more")
+    seed_problem = check_seed(options.seed)
+    if seed_problem:
+        raise SamplingError(seed_problem)
+    samples, length = sampling_cap("samples", MAX_SAMPLES), sampling_cap("length", MAX_LENGTH)
+    steps = sampling_cap("steps", MAX_STEPS)
+    if options.n > samples:
+        raise SamplingError(
+            f"-n {options.n} is above the cap of {samples:,} samples per command; ask for fewer, or raise the cap "
+            f"with {CAP_VARIABLES['samples']}={options.n}"
+        )
+    if options.max_length > length:
+        raise SamplingError(
+            f"--max-length {options.max_length} is above the cap of {length:,} tokens or frames per sample; ask "
+            f"for less, or raise the cap with {CAP_VARIABLES['length']}={options.max_length}"
+        )
+    if options.n * options.max_length > steps:
+        raise SamplingError(
+            f"-n {options.n} x --max-length {options.max_length} = {options.n * options.max_length:,} steps is "
+            f"above the cap of {steps:,} per command (all samples are held in memory at once); ask for fewer or "
+            f"shorter samples, or raise the cap with {CAP_VARIABLES['steps']}={options.n * options.max_length}"
+        )
+    if options.out is not None:
+        check_output_folder(Path(options.out).expanduser())
+
+
+def check_output_folder(folder: Path) -> None:
+    """--out must be a folder this process can create or write to (checked before the model is loaded)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SamplingError(f"--out {folder} can't be a folder: {existing} is a file; choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is" if existing == folder else f"can't be created: {existing} is"
+        raise SamplingError(f"--out {folder} {what} not writable; choose a folder you can write to")
+
+
+def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sample]:
+    """Generate, convert and write `options.n` samples of a run; one failed conversion never stops the rest."""
+    check_options(options)
     try:
         run = studio.runs.get(run_name)
     except WorkspaceError as error:

@@ -115,6 +115,17 @@ def model_spec(studio: Studio, name: str) -> ModelSpec:
     return specs[name]
 
 
+# Seeds are 31-bit like `epoch_seed`'s, so every sampler's generator (NumPy, TensorFlow int32/int64) takes them.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed: int) -> str | None:
+    """Why `--seed` is refused, or None; shared by `train` and `sample`."""
+    if not 0 <= seed <= MAX_SEED:
+        return f"--seed {seed} is not valid: expected an integer in [0, {MAX_SEED}]"
+    return None
+
+
 def resolve_config(studio: Studio, request: TrainingRequest) -> dict[str, Any]:
     """The run's config with every parameter resolved; raises before any work on a bad one."""
     encoder = encoder_spec(studio, request.encoder)
@@ -127,14 +138,22 @@ def resolve_config(studio: Studio, request: TrainingRequest) -> dict[str, Any]:
     try:
         encoder_params = resolve(encoder.params, request.encoder_params, owner=f"encoder {encoder.name!r}")
         model_params = resolve(model.params, request.model_params, owner=f"model {model.name!r}")
+        # Parameters fine alone may contradict each other (piano-roll low above high): the plugin says.
+        encoder.check_params(encoder_params)
+        model.check_params(model_params)
     except ParamError as error:
         raise TrainingError(str(error)) from None
     if request.epochs < 1:
         raise TrainingError(f"--epochs {request.epochs} is not valid: train at least 1 epoch")
     if request.patience < 1:
         raise TrainingError(f"--patience {request.patience} is not valid: expected at least 1 epoch")
-    if request.time_limit is not None and request.time_limit <= 0:
-        raise TrainingError(f"--time-limit {request.time_limit:g} is not valid: expected minutes above 0")
+    if request.time_limit is not None and not (0 < request.time_limit < math.inf):  # NaN fails both
+        raise TrainingError(
+            f"--time-limit {request.time_limit:g} is not valid: expected a finite number of minutes above 0"
+        )
+    seed_problem = check_seed(request.seed)
+    if seed_problem:
+        raise TrainingError(seed_problem)
     if request.strategy not in STRATEGIES:
         raise TrainingError(f"--strategy {request.strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
     if request.strategy == "multi-worker" and request.time_limit is not None:
@@ -461,7 +480,7 @@ def _train(
     last = run.checkpoints_dir / "last.keras"
     if saved_state is not None and last.is_file():
         state = saved_state
-        model = model_class.load(last, config["model_params"], data, strategy)
+        model = mod_spec.load(last, config["model_params"], data, strategy)  # names the file if it can't be read
         run.append_metric({"kind": "resumed", "epoch": state.epoch})
         report(Progress(phase="reading", message=f"resuming run {run.name!r} after epoch {state.epoch}"))
     else:
@@ -582,9 +601,10 @@ class _BatchTracker:
         if now - self.last_record >= BATCH_RECORD_SECONDS or done == total:
             self.last_record = now
             self.run.append_metric(
-                {"kind": "batch", "epoch": self.epoch + 1, "batch": done, "batches": total, "loss": loss}
+                {"kind": "batch", "epoch": self.epoch + 1, "batch": done, "batches": total, "loss": _finite(loss)}
             )
-            self.status.write(batch=done, batches=total, loss=loss, eta_seconds=round(progress.eta_seconds or 0.0, 1))
+            eta = round(progress.eta_seconds or 0.0, 1)
+            self.status.write(batch=done, batches=total, loss=_finite(loss), eta_seconds=eta)  # a NaN loss is null
 
     def progress(self, done: int, total: int, loss: float, now: float) -> Progress:
         """The report after `done` of `total` batches, with the time left."""

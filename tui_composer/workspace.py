@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 HOME_VARIABLE = "TUI_COMPOSER_HOME"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class WorkspaceError(Exception):
@@ -32,7 +32,8 @@ def default_home() -> Path:
 
 def check_name(name: str, what: str) -> str:
     """Names of runs and corpora become folder names: keep them plain."""
-    if not _SAFE_NAME.match(name):
+    # fullmatch: with match and `$`, "nl\n" passed (`$` also matches before a final newline).
+    if not _SAFE_NAME.fullmatch(name):
         raise WorkspaceError(
             f"{what} name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
             "(at most 64, starting with a letter or digit)"
@@ -57,7 +58,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """Write strict JSON atomically; NaN and infinity are refused (strict parsers reject them)."""
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=False)
+    except ValueError as error:
+        # "Out of range float values are not JSON compliant": a NaN or infinity that should be null.
+        raise ValueError(f"{path} was not written: {error}") from None
+    write_atomic(path, text + "\n")
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -5,7 +5,8 @@ Registering imports neither music21 nor numpy-heavy code: the encoder class load
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from tui_composer.api import EncoderSpec, Param, hookimpl
 
@@ -15,6 +16,13 @@ PARAMS = (
     Param("high", int, 108, "highest MIDI pitch of the roll (108: the piano's C8)", min=0, max=127),
     Param("fit_range", bool, False, "crop the pitch range to the pitches of the training split"),
 )
+
+
+def check_range(params: Mapping[str, Any]) -> str | None:
+    """The roll spans low..high: a low above high leaves no pitch (refused before a run folder exists)."""
+    if params["low"] > params["high"]:
+        return f"low={params['low']} is above high={params['high']}: the roll needs low <= high"
+    return None
 
 
 @hookimpl
@@ -27,5 +35,6 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
             factory="tui_composer_plugins.piano_roll.encoder:PianoRollEncoder",
             params=PARAMS,
             version="1",
+            check=check_range,
         )
     )

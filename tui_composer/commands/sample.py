@@ -72,6 +72,9 @@ def sample(
         samples = sample_run(context.studio, run, options)
     except (SamplingError, WorkspaceError) as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:  # the output folder went away, filled up or turned read-only while writing
+        where = f"--out {out}" if out is not None else f"the samples folder of run {run!r}"
+        raise click.ClickException(f"could not write to {where}: {error}; choose another --out folder") from None
     if as_json:
         echo_json([s.to_json() for s in samples])
         return
