@@ -134,3 +134,11 @@ def test_a_tiny_corpus_still_has_a_validation_split() -> None:
 
 def test_text_without_an_x_line_holds_no_tunes() -> None:
     assert split_abc_tunes("T:Untitled\nK:C\nCDE|\n") == []
+
+
+def test_a_single_file_named_through_a_link_is_imported_under_the_name_given(studio: Studio, tmp_path: Path) -> None:
+    (tmp_path / "target.abc").write_text(GOOD_TUNES, encoding="utf-8")
+    os.symlink(tmp_path / "target.abc", tmp_path / "chosen.abc")
+    report = studio.catalogue.import_path(tmp_path / "chosen.abc", "single")
+    assert report.kept == 2
+    assert sorted(p.key for p in studio.catalogue.get("single").pieces) == ["chosen.abc#1", "chosen.abc#3"]

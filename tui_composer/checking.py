@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tui_composer.corpora import split_abc_tunes
+from tui_composer.corpora import read_abc_file, split_abc_tunes
 
 if TYPE_CHECKING:
     from music21.stream import Score
@@ -40,6 +40,7 @@ COPY_BARS = 4.0  # a tune sharing this many bars with a training tune is flagged
 NGRAM = 8  # notes per hashed n-gram: the shortest shared passage the index can see
 INDEX_VERSION = "1"
 _TUNE_START = re.compile(r"^X:", re.MULTILINE)
+_KEY_LINE = re.compile(r"^K:", re.MULTILINE)
 
 
 # --- bars ----------------------------------------------------------------------------------------------
@@ -391,12 +392,28 @@ def check_abc_text(text: str, novelty: NoveltyIndex | None = None) -> list[TuneC
     return [check_tune(tune, number, novelty) for number, _, tune in tunes]
 
 
+def no_tune_reason(text: str, results: Sequence[TuneCheck] | None = None) -> str | None:
+    """Why a text holds no ABC tune at all, or None when it holds one (give `results` once checked).
+
+    A tune starts with an `X:` line; a sample may lack it, but then it has a `K:` line and notes.
+    """
+    if _TUNE_START.search(text):
+        return None
+    if not _KEY_LINE.search(text):
+        return "holds no ABC tune: no X: line (a tune starts with one) and no K: line"
+    if results is not None and len(results) == 1 and results[0].notes == 0:
+        return f"holds no ABC tune: no X: line, and read as one tune it has no notes ({results[0].error})"
+    return None
+
+
 def check_abc_file(path: Path | str, studio: Studio | None = None, run: str | None = None) -> list[TuneCheck]:
     """`tui-composer check`: the verdicts for every tune of an ABC file; novelty when a run is given.
 
-    Needs music21, never TensorFlow: safe to call from a worker thread (the TUI's Samples screen).
+    Raises MusicFileError when the file can't be read as ABC text (only a regular file is opened, so a
+    FIFO never blocks). Needs music21, never TensorFlow: safe to call from a worker thread (the TUI's
+    Samples screen).
     """
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = read_abc_file(Path(path))
     index = None
     if run is not None:
         if studio is None:

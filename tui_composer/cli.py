@@ -101,15 +101,19 @@ def corpus() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_studio
 def corpus_list(context: StudioContext, as_json: bool) -> None:
-    """Bundled and imported corpora with their piece counts and licences."""
+    """Bundled and imported corpora with their piece counts and licences.
+
+    A corpus that can't be read is listed with its error; it never hides the others.
+    """
     try:
-        summaries = [c.summary() for c in context.studio.catalogue.list()]
+        summaries = context.studio.catalogue.summaries()
     except WorkspaceError as error:
         fail(error)
     if as_json:
         echo_json(summaries)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Corpora")
@@ -117,8 +121,13 @@ def corpus_list(context: StudioContext, as_json: bool) -> None:
         table.add_column(column)
     for s in summaries:
         splits = "/".join(str(s["splits"][k]) for k in ("train", "valid", "test"))
-        table.add_row(s["name"], s["kind"], str(s["pieces"]), splits, str(s["skipped"]), s["licence"])
-    Console().print(table)
+        cells = (s["name"], s["kind"], str(s["pieces"]), splits, str(s["skipped"]), s["licence"])
+        table.add_row(*(escape(cell) for cell in cells))  # a licence like "[CC BY]" is text, not markup
+    console = Console()
+    console.print(table)
+    for s in summaries:
+        if s.get("error"):
+            console.print(f"{s['name']}: {s['error']}", markup=False)
 
 
 @corpus.command("show")

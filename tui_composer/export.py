@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_composer.contract import EncodeError, Piece
+from tui_composer.corpora import max_file_bytes, read_abc_file
+from tui_composer.music_files import MusicFileError, check_music_file
 from tui_composer.parallel import call_bounded, reason_of
 
 if TYPE_CHECKING:
@@ -87,7 +89,11 @@ def parse_piece(piece: Piece, *, beams: bool = False) -> Score:
         if piece.format == "abc":
             parsed: Any = parse_abc(piece.text if piece.text is not None else _read_text(piece), beams=beams)
         else:
+            # caps, regular file, a .mxl's zip directory and XML entities: checked before music21 reads a byte
+            check_music_file(piece.path, piece.format, max_file_bytes(piece.format))
             parsed = converter.parse(piece.path, forceSource=True)
+    except MusicFileError as error:
+        raise EncodeError(piece.key, error.reason) from None
     except EncodeError:
         raise
     except Exception as error:  # noqa: BLE001 - music21 raises many kinds on bad input
@@ -107,7 +113,7 @@ def parse_piece(piece: Piece, *, beams: bool = False) -> Score:
 
 
 def _read_text(piece: Piece) -> str:
-    return piece.path.read_text(encoding="utf-8", errors="replace")
+    return read_abc_file(piece.path)
 
 
 def piece_abc(piece: Piece) -> str:

@@ -22,12 +22,20 @@ def check(context: StudioContext, file: Path, run_name: str | None, as_json: boo
     shared with any training tune is measured in bars, and tunes sharing 4 bars or more are flagged.
     The first check of a corpus indexes its training tunes (cached in the workspace).
     """
-    from tui_composer.checking import check_abc_text, run_novelty_index
+    from tui_composer.checking import check_abc_text, no_tune_reason, run_novelty_index
+    from tui_composer.corpora import read_abc_file
+    from tui_composer.music_files import MusicFileError, printable
 
+    shown = printable(str(file))
     try:
-        text = file.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = read_abc_file(file)  # a regular file within the ABC cap: a FIFO or a huge file never blocks
+        except MusicFileError as error:
+            raise click.ClickException(f"{shown}: {error.reason}") from None
         if not text.strip():
-            raise click.ClickException(f"{file} is empty: nothing to check")
+            raise click.ClickException(f"{shown} is empty: nothing to check")
+        if reason := no_tune_reason(text):
+            raise click.ClickException(f"{shown} {reason}; give an ABC file of tunes")
         index = None
         if run_name is not None:
             if not as_json:
@@ -36,6 +44,8 @@ def check(context: StudioContext, file: Path, run_name: str | None, as_json: boo
                 )
             index = run_novelty_index(context.studio, run_name)
         results = check_abc_text(text, index)
+        if reason := no_tune_reason(text, results):
+            raise click.ClickException(f"{shown} {reason}; give an ABC file of tunes")
     except WorkspaceError as error:
         raise click.ClickException(str(error)) from None
     if as_json:
@@ -44,7 +54,7 @@ def check(context: StudioContext, file: Path, run_name: str | None, as_json: boo
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{file}: {len(results)} tune{'s' if len(results) != 1 else ''}")
+    table = Table(title=f"{shown}: {len(results)} tune{'s' if len(results) != 1 else ''}")
     for column in ("#", "title", "parses", "MIDI", "bars off meter", *(("shared bars", "copy") if index else ())):
         table.add_column(column)
     for r in results:
