@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The synthesizer that renders samples to audio; --no-deps leaves out PyAudio (live playback only,
+# it needs PortAudio's C headers to build).
+SYNTH := tinysoundfont>=0.3.7
 
 .PHONY: run test lint clean
 
@@ -11,11 +14,13 @@ $(BIN)/python:
 
 # Stamp files record what was installed, so a second `make` skips the install.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[audio]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(SYNTH)'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,audio]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(SYNTH)'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

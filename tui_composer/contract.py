@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 DataKind = Literal["tokens", "frames"]
 DATA_KINDS: tuple[DataKind, ...] = ("tokens", "frames")
-PieceFormat = Literal["abc", "midi", "musicxml"]
+PieceFormat = Literal["abc", "midi", "musicxml", "audio"]  # audio: a recording, transcribed to midi on import
 
 
 class EncodeError(Exception):

@@ -53,6 +53,7 @@ class SampleOptions:
     primer: str | None = None  # ABC text
     out: Path | None = None
     constrain: bool = True  # mask each step with the encoder's TokenConstraint, if it offers one
+    audio: bool = False  # also write each sample's MIDI played as a .wav (the audio extra)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Sample:
     midi_path: Path | None = None
     text_path: Path | None = None
     error: str | None = None
+    audio_path: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,6 +82,7 @@ class Sample:
             "abc_path": str(self.abc_path) if self.abc_path else None,
             "midi_path": str(self.midi_path) if self.midi_path else None,
             "text_path": str(self.text_path) if self.text_path else None,
+            "audio_path": str(self.audio_path) if self.audio_path else None,
             "error": self.error,
         }
 
@@ -258,6 +261,7 @@ def check_output_folder(folder: Path) -> None:
 def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sample]:
     """Generate, convert and write `options.n` samples of a run; one failed conversion never stops the rest."""
     check_options(options)
+    check_audio(options)
     try:
         run = studio.runs.get(run_name)
     except WorkspaceError as error:
@@ -278,7 +282,33 @@ def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sa
     folder = output_folder(studio, run, options.out)
     folder.mkdir(parents=True, exist_ok=True)
     first = next_number(folder)
-    return [write_sample(encoder, array, folder, first + i) for i, array in enumerate(arrays)]
+    samples = [write_sample(encoder, array, folder, first + i) for i, array in enumerate(arrays)]
+    if options.audio:
+        for sample in samples:
+            write_sample_audio(sample)
+    return samples
+
+
+def check_audio(options: SampleOptions) -> None:
+    """--audio needs the synthesizer: refused before any model is loaded when it is missing."""
+    if options.audio:
+        from tui_composer.audio import rendering_problem
+
+        problem = rendering_problem()
+        if problem:
+            raise SamplingError(f"--audio: {problem}")
+
+
+def write_sample_audio(sample: Sample) -> None:
+    """NNN.wav beside the sample's NNN.mid, as long as the MIDI; a sample without MIDI gets none."""
+    if sample.midi_path is None:
+        return
+    from tui_composer.audio import AudioError, render_wav
+
+    try:
+        sample.audio_path = render_wav(sample.midi_path, sample.midi_path.with_suffix(".wav"))
+    except AudioError as error:
+        sample.error = sample.error or f"could not be written as audio: {error}"
 
 
 def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int) -> Sample:

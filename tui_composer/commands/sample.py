@@ -42,6 +42,7 @@ def unescape(text: str) -> str:
     show_default=True,
     help="Mask every step with the encoder's grammar (abc: only tunes that parse and keep the meter).",
 )
+@click.option("--audio", is_flag=True, help="Also write NNN.wav, each MIDI played on a piano (the audio extra).")
 @pass_studio
 def sample(
     context: StudioContext,
@@ -56,6 +57,7 @@ def sample(
     show: bool,
     as_json: bool,
     constrain: bool,
+    audio: bool,
 ) -> None:
     """Generate samples from RUN: one .abc and one .mid per sample, listed as they are written."""
     options = SampleOptions(
@@ -67,6 +69,7 @@ def sample(
         primer=unescape(primer) if primer else None,
         out=out,
         constrain=constrain,
+        audio=audio,
     )
     try:
         samples = sample_run(context.studio, run, options)
@@ -79,10 +82,12 @@ def sample(
         echo_json([s.to_json() for s in samples])
         return
     for s in samples:
-        files = ", ".join(str(p) for p in (s.abc_path, s.midi_path, s.text_path) if p is not None)
+        files = ", ".join(str(p) for p in (s.abc_path, s.midi_path, s.audio_path, s.text_path) if p is not None)
         line = f"sample {s.number:03d}: {files}"
         click.echo(line if s.ok else f"{line}  ({s.error})")
         if show and s.abc:
             click.echo(s.abc)
     good = sum(s.midi_path is not None for s in samples)
     click.echo(f"{good} of {len(samples)} samples written as ABC and MIDI")
+    if audio:
+        click.echo(f"{sum(s.audio_path is not None for s in samples)} of {len(samples)} samples written as WAV")

@@ -1,4 +1,9 @@
-"""Samples: generate tunes from a run (in a subprocess), see each as ABC and piano roll, copy, export."""
+"""Samples: generate tunes from a run (in a subprocess), see each as ABC and piano roll, copy, export.
+
+Export writes each sample's .abc, .mid and .wav (rendered from the MIDI in a worker thread when
+`sample --audio` did not write one and the synthesizer is installed); under `tui-composer serve` the
+files are delivered to the browser instead (Textual's App.deliver_binary).
+"""
 
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ class Sample:
     abc_path: Path | None
     midi_path: Path | None
     error: str
+    audio_path: Path | None = None
 
     @classmethod
     def from_json(cls, index: int, data: dict[str, Any]) -> Sample:
@@ -65,6 +71,7 @@ class Sample:
             abc_path=path("abc_path") or path("text_path"),
             midi_path=path("midi_path"),
             error=str(data.get("error") or ""),
+            audio_path=path("audio_path"),
         )
 
 
@@ -97,8 +104,8 @@ class SamplesScreen(ComposerScreen):
     PALETTE = (
         ("Generate samples", "Sample tunes from the chosen run", "generate"),
         ("Copy sample ABC", "Copy the selected sample's ABC text to the clipboard", "copy"),
-        ("Export sample", "Write the selected sample's .abc and .mid to a folder", "export"),
-        ("Export all samples", "Write every sample's .abc and .mid to a folder", "export_all"),
+        ("Export sample", "Write the selected sample's .abc, .mid and .wav to a folder", "export"),
+        ("Export all samples", "Write every sample's .abc, .mid and .wav to a folder", "export_all"),
     )
 
     def __init__(self) -> None:
@@ -333,6 +340,10 @@ class SamplesScreen(ComposerScreen):
             self._ask_export(self.samples, f"{len(self.samples)} samples")
 
     def _ask_export(self, samples: list[Sample], what: str) -> None:
+        if self.app.is_web:
+            self._deliver(samples)  # under `serve` a folder on the server is no use: the browser downloads them
+            return
+
         def answered(folder: Path | None) -> None:
             if folder is None:
                 return
@@ -342,16 +353,91 @@ class SamplesScreen(ComposerScreen):
                 self.notify(f"Export to {folder} failed: {error.strerror or error}", severity="error")
                 return
             self.notify(f"Wrote {len(written)} files to {folder}")
+            if any(s.midi_path is not None and not has_audio(s) for s in samples):
+                self._export_audio(samples, folder)
 
         self.app.push_screen(ExportDialog(what, Path.cwd() / "samples"), answered)
 
+    @work(thread=True, group="audio")
+    def _export_audio(self, samples: list[Sample], folder: Path) -> None:
+        """The WAVs that `sample --audio` did not write, rendered and copied after the other files."""
+        from tui_composer.audio import rendering_problem
+
+        problem = rendering_problem()
+        if problem:
+            self.app.call_from_thread(self.notify, f"No .wav exported: {problem}", severity="warning")
+            return
+        written, problems = export_audio(samples, folder)
+        self.app.call_from_thread(
+            self.notify,
+            f"Wrote {len(written)} .wav files to {folder}" + (f" ({'; '.join(problems)})" if problems else ""),
+            severity="warning" if problems else "information",
+        )
+
+    @work(thread=True, group="audio")
+    def _deliver(self, samples: list[Sample]) -> None:
+        """Each sample's .abc, .mid and .wav to the browser, the .wav rendered first if need be."""
+        problems: list[str] = []
+        for sample in samples:
+            wav, problem = sample_audio(sample)
+            problems += [problem] if problem else []
+            for path in (sample.abc_path, sample.midi_path, wav):
+                if path is not None and path.is_file():
+                    mime = MIME_TYPES.get(path.suffix, "application/octet-stream")
+                    self.app.call_from_thread(self.app.deliver_binary, path, save_filename=path.name, mime_type=mime)
+        text = f"Sent {len(samples)} sample{'s' if len(samples) > 1 else ''} to the browser"
+        self.app.call_from_thread(
+            self.notify,
+            text + (f" ({'; '.join(problems)})" if problems else ""),
+            severity="warning" if problems else "information",
+        )
+
+
+MIME_TYPES = {".abc": "text/vnd.abc", ".mid": "audio/midi", ".wav": "audio/wav", ".txt": "text/plain"}
+
+
+def has_audio(sample: Sample) -> bool:
+    return sample.audio_path is not None and sample.audio_path.is_file()
+
+
+def sample_audio(sample: Sample) -> tuple[Path | None, str | None]:
+    """The sample's .wav: the one `sample --audio` wrote, else rendered now beside its .mid (kept for
+    next time); or None and why not."""
+    if has_audio(sample):
+        return sample.audio_path, None
+    if sample.midi_path is None or not sample.midi_path.is_file():
+        return None, f"sample {sample.index} has no MIDI to play"
+    from tui_composer.audio import AudioError, render_wav
+
+    try:
+        return render_wav(sample.midi_path, sample.midi_path.with_suffix(".wav")), None
+    except (AudioError, OSError) as error:
+        return None, f"sample {sample.index}: {error}"
+
+
+def export_audio(samples: list[Sample], folder: Path) -> tuple[list[Path], list[str]]:
+    """Each sample's .wav copied into `folder`, rendered first where missing: the files, and the problems."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    problems: list[str] = []
+    for sample in samples:
+        wav, problem = sample_audio(sample)
+        if wav is None:
+            problems.append(problem or f"sample {sample.index} has no audio")
+            continue
+        target = folder / wav.name
+        if target.resolve() != wav.resolve():
+            shutil.copyfile(wav, target)
+        written.append(target)
+    return written, problems
+
 
 def export_samples(samples: list[Sample], folder: Path) -> list[Path]:
-    """Copy each sample's .abc and .mid into `folder`; a sample without files gets its ABC text written."""
+    """Copy each sample's .abc, .mid and .wav into `folder`; a sample without files gets its ABC text written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for sample in samples:
-        sources = [p for p in (sample.abc_path, sample.midi_path) if p is not None and p.is_file()]
+        sources = [p for p in (sample.abc_path, sample.midi_path, sample.audio_path) if p is not None and p.is_file()]
         for source in sources:
             target = folder / source.name
             shutil.copyfile(source, target)
