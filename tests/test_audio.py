@@ -309,3 +309,24 @@ def test_an_audio_corpus_trains_and_samples_with_audio(tmp_path: Path, installed
         samples_, rate = wav_samples(wav)
         assert len(samples_) == round(mido.MidiFile(sample["midi_path"]).length * rate)
         assert np.sqrt(np.mean(samples_**2)) > 0.01  # not silent
+
+
+@pytest.mark.slow
+@needs_transcription
+@needs_rendering
+def test_the_cqt_option_hears_chords(tmp_path: Path) -> None:
+    chords = [[60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67]]  # C, F, G, C: no doubled octaves
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for chord in chords:
+        track += [mido.Message("note_on", note=pitch, velocity=80, time=0) for pitch in chord]
+        track += [
+            mido.Message("note_off", note=pitch, velocity=0, time=720 if i == 0 else 0) for i, pitch in enumerate(chord)
+        ]
+    midi.save(tmp_path / "chords.mid")
+    recording = audio.Recording(audio.render_midi(tmp_path / "chords.mid", rate=RATE), RATE, 6.0, False)
+    notes, _ = audio.transcribe(recording, audio.TranscriptionSettings(method="cqt"))
+    heard = [sorted(n.pitch for n in notes if abs(n.onset - 0.75 * i) < 0.05) for i in range(len(chords))]
+    assert sum(len(set(h) & set(c)) for h, c in zip(heard, chords, strict=True)) >= 10  # of 12 notes
+    assert sum(len(set(h) - set(c)) for h, c in zip(heard, chords, strict=True)) <= 3

@@ -28,7 +28,7 @@ import os
 import shutil
 import stat
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,9 +45,11 @@ if TYPE_CHECKING:
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MAX_AUDIO_SECONDS = 600.0  # per file: a longer recording is transcribed up to here
 MIN_AUDIO_SECONDS = 0.5
-BLOCK_SECONDS = 60.0  # the pitch tracker's memory grows with its input: analyse a minute at a time
+BLOCK_SECONDS = 20.0  # pYIN slows down and its memory grows with its input: analyse 20 s at a time
 TRANSCRIBE_TIMEOUT = 600.0  # per file, in its worker process
 ANALYSIS_RATE = 22_050
+OVERTONES = (12, 19, 24, 28, 31, 34, 36)  # semitones from a fundamental to its 2nd..8th partials
+CQT_RISE_DB = 6.0  # cqt: a pitch struck at an onset is this much louder than just before it
 SILENCE_DBFS = -60.0  # a recording whose loudest moment is quieter than this is silent
 RENDER_RATE = 44_100
 MAX_RENDER_SECONDS = 1800.0  # 30 minutes of 16-bit mono is 160 MB
@@ -200,11 +202,11 @@ def transcribe(recording: Recording, settings: TranscriptionSettings) -> tuple[l
     y = recording.samples / max(1e-9, float(np.max(np.abs(recording.samples))))  # levels relative to the peak
     sr = recording.rate
     hop = settings.hop_length
-    envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+    envelope = blockwise(y, sr, hop, lambda block: librosa.onset.onset_strength(y=block, sr=sr, hop_length=hop))
     onsets = librosa.onset.onset_detect(
         onset_envelope=envelope, sr=sr, hop_length=hop, delta=settings.onset_delta, backtrack=False, units="frames"
     )
-    loudness = librosa.amplitude_to_db(librosa.feature.rms(y=y, frame_length=settings.frame_length, hop_length=hop)[0])
+    loudness = _loudness(y, hop, len(envelope))
     if settings.method == "cqt":
         notes = _chord_notes(y, sr, onsets, loudness, settings)
     else:
@@ -213,28 +215,53 @@ def transcribe(recording: Recording, settings: TranscriptionSettings) -> tuple[l
     return notes, float(np.clip(tempo if np.isfinite(tempo) and tempo > 0 else 120.0, 40.0, 240.0))
 
 
+def blockwise(y: np.ndarray, sr: int, hop: int, analyse: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`analyse` (frames on the last axis, one per `hop`) over BLOCK_SECONDS at a time, stitched together.
+
+    Each block is analysed with a second of its neighbours on both sides (a pitch track's smoothing and
+    a spectrum's window need them), whose frames are then dropped: memory stays that of one block.
+    """
+    block = int(BLOCK_SECONDS * sr) // hop * hop
+    context = sr // hop * hop
+    frames = 1 + len(y) // hop
+    parts = []
+    for start in range(0, len(y), block):
+        low = max(0, start - context)
+        values = np.asarray(analyse(y[low : start + block + context]))
+        first = (start - low) // hop
+        parts.append(values[..., first : first + min(block // hop, frames - start // hop)])
+    stitched = np.concatenate(parts, axis=-1)
+    if stitched.shape[-1] < frames:  # the last block's analysis can stop a frame short
+        pad = [(0, 0)] * (stitched.ndim - 1) + [(0, frames - stitched.shape[-1])]
+        stitched = np.pad(stitched, pad, mode="edge")
+    return stitched
+
+
+def _loudness(y: np.ndarray, hop: int, frames: int) -> np.ndarray:
+    """RMS level in dB per hop (0 dB: the recording's peak), without framing the whole signal."""
+    whole = len(y) // hop * hop
+    rms = np.sqrt(np.mean(np.square(y[:whole].reshape(-1, hop)), axis=1)) if whole else np.zeros(0)
+    levels = 20 * np.log10(np.maximum(rms, 1e-5))
+    return np.pad(levels, (0, max(0, frames - len(levels))), constant_values=-100.0)
+
+
 def pitch_track(y: np.ndarray, sr: int, settings: TranscriptionSettings) -> np.ndarray:
-    """pYIN's MIDI pitch per frame (NaN where unvoiced), computed a block at a time to bound memory."""
+    """pYIN's MIDI pitch per frame (NaN where unvoiced), a block at a time to bound memory."""
     import librosa
 
-    hop = settings.hop_length
-    block = int(BLOCK_SECONDS * sr) // hop * hop
-    frames = 1 + len(y) // hop
-    track = np.full(frames, np.nan)
-    for start in range(0, len(y), block):
+    def track(block: np.ndarray) -> np.ndarray:
         f0, _, _ = librosa.pyin(
-            y[start : start + block],
+            block,
             fmin=float(librosa.note_to_hz(settings.lowest)),
             fmax=float(librosa.note_to_hz(settings.highest)),
             sr=sr,
             frame_length=settings.frame_length,
-            hop_length=hop,
+            hop_length=settings.hop_length,
             resolution=settings.pitch_resolution,  # in semitones
         )
-        first = start // hop
-        count = min(len(f0), frames - first)
-        track[first : first + count] = librosa.hz_to_midi(f0[:count])
-    return track
+        return np.asarray(librosa.hz_to_midi(f0))
+
+    return blockwise(y, sr, settings.hop_length, track)
 
 
 def _melody_notes(
@@ -287,33 +314,47 @@ def _despeckle(semitones: np.ndarray, width: int = 2) -> np.ndarray:
 def _chord_notes(
     y: np.ndarray, sr: int, onsets: np.ndarray, loudness: np.ndarray, settings: TranscriptionSettings
 ) -> list[TranscribedNote]:
-    """Chords: at each onset, the semitones whose constant-Q energy peaks (harmonics of lower notes left out)."""
+    """Chords: at each onset, the semitones whose constant-Q energy peaks and rose with the attack
+    (notes still ringing from before are not struck again; overtones of a louder new note are left out)."""
     import librosa
 
     low = int(librosa.note_to_midi(settings.lowest))
     high = int(librosa.note_to_midi(settings.highest))
-    cqt = np.abs(
-        librosa.cqt(y, sr=sr, hop_length=settings.hop_length, fmin=librosa.midi_to_hz(low), n_bins=high - low + 1)
+    cqt = blockwise(
+        y,
+        sr,
+        settings.hop_length,
+        lambda block: np.abs(
+            librosa.cqt(
+                block, sr=sr, hop_length=settings.hop_length, fmin=librosa.midi_to_hz(low), n_bins=high - low + 1
+            )
+        ),
     )
     db = librosa.amplitude_to_db(cqt, ref=np.max)
     seconds = settings.hop_length / sr
-    bounds = [*[int(o) for o in onsets], db.shape[1]]
+    struck = [int(o) for o in onsets]
+    if not struck or struck[0] > 3:
+        struck.insert(0, 0)  # a chord at the very start has no rise for the onset detector to see
     notes: list[TranscribedNote] = []
-    for start, end in itertools.pairwise(bounds):
+    for start, end in itertools.pairwise([*struck, db.shape[1]]):
         if end - start < 2:
             continue
         spectrum = db[:, start + 1 : min(end, start + 6)].mean(axis=1)  # just after the attack
+        before = db[:, max(0, start - 4) : max(0, start - 1)]
+        rise = spectrum - (before.max(axis=1) if before.shape[1] else np.full(len(spectrum), -120.0))
+        floor = max(float(spectrum.max()) + settings.cqt_threshold_db, -80.0)
         peaks = [
             b
             for b in range(len(spectrum))
-            if spectrum[b] > settings.cqt_threshold_db
+            if spectrum[b] > floor
+            and rise[b] > CQT_RISE_DB
             and spectrum[b] >= spectrum[max(0, b - 1)]
             and spectrum[b] >= spectrum[min(len(spectrum) - 1, b + 1)]
         ]
         chosen: list[int] = []
         for b in sorted(peaks, key=lambda b: -spectrum[b]):
-            # an octave, twelfth or double octave above a louder chosen note is its overtone
-            if not any(b - c in (12, 19, 24) for c in chosen):
+            # a louder new note's 2nd to 8th partials (an octave, a twelfth, ...) are not notes of their own
+            if not any(b - c in OVERTONES for c in chosen):
                 chosen.append(b)
         for b in sorted(chosen):
             # the note lasts while its bin stays within 20 dB of its attack
