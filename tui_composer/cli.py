@@ -48,10 +48,17 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also import every encoder's and model's factory (loads TensorFlow); exits 1 when a plugin failed.",
+)
 @pass_studio
-def plugins(context: StudioContext, as_json: bool) -> None:
-    """List plugins with their encoders, models and corpora, and any load errors."""
+def plugins(context: StudioContext, as_json: bool, check: bool) -> None:
+    """List plugins with their encoders, models, corpora, runs and commands, and any load errors."""
     studio = context.studio
+    if check:
+        studio.host.check_factories()
     registry = studio.registry
     infos = list(studio.host.plugins.values())
     if as_json:
@@ -63,20 +70,29 @@ def plugins(context: StudioContext, as_json: bool) -> None:
                 "corpora": {
                     n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.corpora.items()
                 },
+                "runs": {n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.runs.items()},
+                "commands": {n: {"plugin": plugin} for n, plugin in studio.host.commands().items()},
             }
         )
-        return
-    from rich.console import Console
-    from rich.table import Table
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
 
-    table = Table(title="Plugins")
-    for column in ("plugin", "distribution", "version", "status", "provides / error"):
-        table.add_column(column)
-    for info in infos:
-        detail = ", ".join(info.provides) if info.status == "ok" else "; ".join(info.errors[:1] + info.provides)
-        style = {"ok": "green", "partial": "yellow"}.get(info.status, "red")
-        table.add_row(info.name, info.distribution, info.version, f"[{style}]{info.status}[/]", detail)
-    Console().print(table)
+        table = Table(title="Plugins")
+        for column in ("plugin", "distribution", "version", "status", "provides / error"):
+            table.add_column(column)
+        for info in infos:
+            detail = ", ".join(info.provides)
+            if info.status != "ok":
+                dropped = [f"not registered: {', '.join(info.dropped)}"] if info.dropped else []
+                detail = "; ".join(info.errors[:1] + info.provides + dropped)
+            style = {"ok": "green", "partial": "yellow"}.get(info.status, "red")
+            cells = (escape(info.name), escape(info.distribution), escape(info.version))
+            table.add_row(*cells, f"[{style}]{info.status}[/]", escape(detail))
+        Console().print(table)
+    if check and any(info.status == "failed" for info in infos):
+        sys.exit(1)
 
 
 def _spec_json(spec: Any) -> dict[str, Any]:
@@ -87,6 +103,29 @@ def _spec_json(spec: Any) -> dict[str, Any]:
         "version": spec.origin.version,
         "params": [p.to_json() for p in spec.params],
     }
+
+
+# --- the cache -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def cache() -> None:
+    """Cached encodings and novelty indexes in the workspace (rebuilt whenever they are needed)."""
+
+
+@cache.command("clear")
+@click.option("--corpus", "corpus_name", metavar="NAME", help="Only this corpus's entries (default: all).")
+@pass_studio
+def cache_clear(context: StudioContext, corpus_name: str | None) -> None:
+    """Remove cached encodings and novelty indexes; the next training or check reads the pieces again."""
+    from tui_composer.encoding import clear_cache
+
+    try:
+        cleared = clear_cache(context.studio.workspace, corpus_name)
+    except (WorkspaceError, OSError) as error:
+        fail(error)
+    which = f" of corpus {corpus_name!r}" if corpus_name else ""
+    click.echo(f"removed {cleared.entries} cache entries{which} ({cleared.size_bytes / 2**20:.1f} MiB)")
 
 
 # --- corpora ------------------------------------------------------------------------------------
@@ -189,27 +228,80 @@ def corpus_import(context: StudioContext, path: Path, name: str, licence: str) -
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_studio
 def runs(context: StudioContext, as_json: bool) -> None:
-    """Training runs in the workspace, and the read-only runs that ship with tui-composer."""
+    """Training runs in the workspace, and the read-only runs that ship with tui-composer.
+
+    A run whose config.json or status.json can't be used is listed as `damaged`, with the file and why.
+    """
     try:
         rows = [run.summary() for run in context.studio.runs.list()]
-    except WorkspaceError as error:
+    except (WorkspaceError, OSError) as error:  # the runs folder itself can't be read
         fail(error)
     if as_json:
         echo_json(rows)
         return
     from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    console.print(runs_table(rows, console.width))
+    for r in rows:
+        if r["damaged"]:
+            console.print(escape(r["damaged"]["message"]), style="yellow", soft_wrap=True)
+
+
+def runs_table(rows: list[dict[str, Any]], width: int) -> Any:
+    """`tui-composer runs` as a rich Table that reads in `width` columns: whole run names, the rest wrapped.
+
+    When every column fits, one column each. Otherwise the corpus, encoder/model and start time share
+    the last column, one line each: the name, the state and the numbers are never cut.
+    """
+    import datetime as dt
+    import textwrap
+
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="Runs")
-    for column in ("name", "corpus", "encoder", "model", "state", "epoch", "best valid loss", "started"):
-        table.add_column(column)
+    def started(value: Any) -> str:
+        try:
+            return dt.datetime.fromisoformat(str(value)).astimezone().strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return str(value or "")
+
+    def epochs(r: dict[str, Any]) -> str:
+        done = str(r["epoch"] or 0)  # a finished run may stop before its plan: what it did is what counts
+        return done if r["state"] in ("finished", "ready") or not r.get("epochs") else f"{done}/{r['epochs']}"
+
+    lines = []
     for r in rows:
         best = f"{r['best_valid_loss']:.4f}" if isinstance(r["best_valid_loss"], float) else "-"
-        name = r["name"] + (" (read-only)" if r["read_only"] else "")
-        table.add_row(
-            name, r["corpus"], r["encoder"], r["model"], r["state"], str(r["epoch"]), best, r["started"] or ""
-        )
-    Console().print(table)
+        pair = f"{r['encoder']}/{r['model']}" if r["encoder"] or r["model"] else ""
+        lines.append((r["name"], str(r["state"]), epochs(r), best, r["corpus"] or "", pair, started(r["started"])))
+    read_only = [bool(r["read_only"]) for r in rows]
+    headers = ("run", "state", "epoch", "best", "corpus", "encoder/model", "started")
+    natural = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(headers)]
+    natural[1] = max(natural[1], len("(read-only)") if any(read_only) else 0)
+    table = Table(title="Runs", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("epoch", justify="right", no_wrap=True)
+    table.add_column("best", justify="right", no_wrap=True)
+    # Each column is padded by a space on either side, and a space between (SIMPLE_HEAD's divider).
+    if sum(natural) + 2 + 3 * (len(natural) - 1) <= width:
+        for header in headers[4:]:
+            table.add_column(header, no_wrap=True)
+        for line, shipped in zip(lines, read_only, strict=True):
+            table.add_row(*(escape(cell) for cell in (line[0], line[1] + " (read-only)" * shipped, *line[2:])))
+        return table
+    # Wrapped here, not by rich: its folding of a word longer than the column drops characters.
+    room = max(12, width - sum(natural[:4]) - 2 - 3 * 4)
+    table.add_column("corpus\nencoder/model\nstarted", width=room, no_wrap=True)
+    for line, shipped in zip(lines, read_only, strict=True):
+        parts = [p for p in (line[4], line[5], line[6]) if p]
+        about = "\n".join(row for part in parts for row in textwrap.wrap(part, room, break_on_hyphens=False))
+        state = line[1] + "\n(read-only)" * shipped
+        table.add_row(*(escape(cell) for cell in (line[0], state, line[2], line[3], about)))
+    return table
 
 
 # --- commands with modules of their own --------------------------------------------------------

@@ -11,7 +11,9 @@
       train.log         output of a detached training process
 
 Status and config writes are atomic; a lock file held by the training process keeps two trainings
-from ever writing the same run.
+from ever writing the same run. A run whose config.json or status.json can't be used (cut short,
+empty, binary, the wrong JSON type) is listed as `damaged`, naming the file and why; it spoils no
+listing, and training or sampling it is refused with the same reason (`RunDamaged`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,60 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tui_composer.workspace import Workspace, WorkspaceError, check_name, read_json, write_json
+from tui_composer import workspace as storage
+from tui_composer.workspace import (
+    DamagedFile,
+    DiskFullError,
+    Workspace,
+    WorkspaceError,
+    check_name,
+    is_disk_full,
+    read_json,
+    write_json,
+)
 
-BUNDLED_RUNS = Path(__file__).parent / "pretrained"
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
 LIVE_STATES = ("starting", "training")
+DAMAGED = "damaged"  # the state listed for a run whose config.json or status.json can't be used
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+
+# What each kind of field must hold, and how a refusal describes it.
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "text": (lambda v: isinstance(v, str), "text"),
+    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number"),
+    "number": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "object": (lambda v: isinstance(v, dict), "a JSON object"),
+}
+# (kind, may be null) of the fields that tui-composer reads; fields it doesn't know are left alone.
+CONFIG_FIELDS = {
+    **dict.fromkeys(("corpus", "encoder", "model", "name", "created"), ("text", False)),
+    **dict.fromkeys(("encoder_params", "model_params"), ("object", False)),
+    **dict.fromkeys(("epochs", "patience", "seed"), ("count", False)),
+    "time_limit": ("number", True),
+    "strategy": ("text", True),
+}
+STATUS_FIELDS = {
+    "state": ("text", False),
+    "pid": ("count", True),
+    **dict.fromkeys(("epoch", "batch", "batches"), ("count", False)),
+    "epochs": ("count", True),
+    "heartbeat_unix": ("number", False),
+    **dict.fromkeys(
+        ("best_valid_loss", "train_loss", "valid_loss", "valid_bits", "loss", "eta_seconds"), ("number", True)
+    ),
+    **dict.fromkeys(("message", "error", "updated"), ("text", True)),
+}
+# What training or sampling a run reads from its config; a listing needs only what names the run.
+REQUIRED_CONFIG = ("corpus", "encoder", "encoder_params", "model", "model_params", "epochs")
+NAMING_CONFIG = ("corpus", "encoder", "model")
 _PACKAGES = ("tui-composer", "keras", "tensorflow", "music21", "mido", "numpy", "textual")
 
 
@@ -62,6 +106,56 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def problem_in(data: Any, fields: dict[str, tuple[str, bool]]) -> str | None:
+    """Why a JSON document is not a run file of this shape (completing "the file ..."), or None."""
+    if not isinstance(data, dict):
+        return f"holds {_json_type(data)}, not a JSON object"
+    for key, (kind, nullable) in fields.items():
+        if key not in data or (nullable and data[key] is None):
+            continue
+        accepts, expected = _KINDS[kind]
+        if not accepts(data[key]):
+            shown = json.dumps(data[key], default=str)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            return f"has {key} {shown}, expected {expected}"
+    return None
+
+
+class RunDamaged(WorkspaceError):
+    """A run whose config.json or status.json can't be used; names the run, the file, why and what to do."""
+
+    def __init__(self, run: Run, file: str, reason: str) -> None:
+        self.run = run.name
+        self.file = file
+        self.reason = reason  # completes "the file ...": "is empty", "has epoch "abc", expected a whole number"
+        if run.read_only:
+            advice = "reinstall tui-composer to restore it"
+        elif file == STATUS_FILE:
+            advice = (
+                f"delete {run.status_path} (it holds only the run's state; the model and checkpoints are kept), "
+                f"then sample the run or resume it with `tui-composer train --resume {run.name}`"
+            )
+        else:
+            advice = f"restore it from a backup, or delete the run folder {run.path}"
+        super().__init__(f"run {run.name!r} is damaged: {file} {reason}; {advice}")
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "reason": self.reason, "message": str(self)}
+
+
+def rewrite_in_place(path: Path, data: bytes) -> None:
+    """Overwrite a file where its bytes lie: a full disk's last resort, as no new file is needed."""
+    with open(path, "r+b", buffering=0) as handle:
+        handle.write(data)
+        handle.truncate(len(data))
+        os.fsync(handle.fileno())
 
 
 class Run:
@@ -109,12 +203,52 @@ class Run:
 
     # --- config -----------------------------------------------------------------------------------
 
+    def _checked(self, file: str, fields: dict[str, tuple[str, bool]]) -> dict[str, Any] | None:
+        """A run file as read, None when missing; RunDamaged when it can't be read or holds the wrong types."""
+        try:
+            data = read_json(self.path / file)
+        except DamagedFile as error:
+            raise RunDamaged(self, file, error.reason) from None
+        if data is None:
+            return None
+        problem = problem_in(data, fields)
+        if problem is not None:
+            raise RunDamaged(self, file, problem)
+        return data
+
     @property
     def config(self) -> dict[str, Any]:
-        config = read_json(self.config_path)
+        """config.json with every setting a training or sampling reads.
+
+        RunDamaged, naming the file and why, when config.json lacks a setting or either config.json or
+        status.json can't be used: a damaged run is refused by every command until it is mended.
+        """
+        config = self._checked(CONFIG_FILE, CONFIG_FIELDS)
         if config is None:
-            raise WorkspaceError(f"run {self.name!r} has no config.json; delete the folder {self.path}")
+            raise RunDamaged(self, CONFIG_FILE, "is missing")
+        missing = [key for key in REQUIRED_CONFIG if key not in config]
+        if missing:
+            raise RunDamaged(self, CONFIG_FILE, f"lacks {', '.join(missing)}")
+        self._checked(STATUS_FILE, STATUS_FIELDS)
         return config
+
+    def settings(self) -> dict[str, Any]:
+        """config.json as far as it goes ({} when missing), to show the run; RunDamaged if it can't be read."""
+        return self._checked(CONFIG_FILE, CONFIG_FIELDS) or {}
+
+    def damage(self) -> RunDamaged | None:
+        """Why the run can't be listed as it is (config.json or status.json unusable), or None."""
+        try:
+            config = self._checked(CONFIG_FILE, CONFIG_FIELDS)
+            if config is None:
+                return RunDamaged(self, CONFIG_FILE, "is missing")
+            if not any(key in config for key in NAMING_CONFIG):  # `{}`: nothing says what the run is
+                missing = [key for key in REQUIRED_CONFIG if key not in config]
+                return RunDamaged(self, CONFIG_FILE, f"lacks {', '.join(missing)}")
+            self._checked(STATUS_FILE, STATUS_FIELDS)
+        except RunDamaged as damaged:
+            return damaged
+        return None
 
     def write_config(self, config: dict[str, Any]) -> None:
         self._check_writable()
@@ -123,7 +257,14 @@ class Run:
     # --- status -----------------------------------------------------------------------------------
 
     def raw_status(self) -> dict[str, Any]:
-        return read_json(self.status_path, default={}) or {}
+        """status.json as written ({} before the first write); RunDamaged when it can't be read."""
+        return self._checked(STATUS_FILE, STATUS_FIELDS) or {}
+
+    def state(self) -> str:
+        """The state to list: `damaged` when config.json or status.json can't be used, else `status()`'s."""
+        if self.damage() is not None:
+            return DAMAGED
+        return str(self.status().get("state", "created"))
 
     def status(self) -> dict[str, Any]:
         """The status as written, with a live state whose process has died shown as `interrupted`."""
@@ -149,31 +290,49 @@ class Run:
         status.update(fields)
         status["heartbeat_unix"] = time.time()
         status["updated"] = now_iso()
-        write_json(self.status_path, status)
+        try:
+            write_json(self.status_path, status)
+        except DiskFullError:
+            # No room for the new file: the state (often "failed: disk full") still has to be told.
+            if not self.status_path.is_file():
+                raise
+            text = json.dumps(status, indent=2, sort_keys=True, default=str) + "\n"
+            rewrite_in_place(self.status_path, text.encode("utf-8"))
         return status
 
     # --- metrics ----------------------------------------------------------------------------------
 
     def append_metric(self, record: dict[str, Any]) -> None:
-        """Append one JSON line; a line is written whole with one write call."""
+        """Append one JSON line with one write call; a failed write is cut off, never left half a line."""
         self._check_writable()
-        line = json.dumps({"time": time.time(), **record}, sort_keys=True) + "\n"
-        with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
+        line = (json.dumps({"time": time.time(), **record}, sort_keys=True) + "\n").encode("utf-8")
+        try:
+            with open(self.metrics_path, "ab", buffering=0) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                try:
+                    storage.write_bytes(handle, line)  # looked up here: the seam a test fills the disk at
+                except BaseException:
+                    os.ftruncate(handle.fileno(), size)  # the next record must start on a line of its own
+                    raise
+        except OSError as error:
+            if is_disk_full(error) and not isinstance(error, DiskFullError):
+                raise DiskFullError(self.metrics_path) from error
+            raise
 
     def metrics(self) -> list[dict[str, Any]]:
-        """Every complete line of the metrics log (a half-written last line is ignored)."""
+        """Every complete record of the metrics log; a half-written, binary or non-object line is skipped."""
         try:
-            lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+            lines = self.metrics_path.read_bytes().splitlines()
         except FileNotFoundError:
             return []
         records = []
         for line in lines:
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except ValueError:  # JSONDecodeError, or UnicodeDecodeError for binary bytes
                 continue
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
     # --- locking ----------------------------------------------------------------------------------
@@ -187,7 +346,10 @@ class Run:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid = self.raw_status().get("pid")
+                try:
+                    pid = self.raw_status().get("pid")
+                except RunDamaged:
+                    pid = "unknown"
                 raise WorkspaceError(
                     f"run {self.name!r} is being trained by another process (pid {pid}); wait for it or stop it first"
                 ) from None
@@ -215,9 +377,12 @@ class Run:
             )
 
     def summary(self) -> dict[str, Any]:
-        """One row of `tui-composer runs`."""
-        config = read_json(self.config_path, default={}) or {}
-        status = self.status()
+        """One row of `tui-composer runs`; a damaged run is a row too, with `damaged` naming the file and why."""
+        damaged = self.damage()
+        config: dict[str, Any] = {}
+        status: dict[str, Any] = {"state": DAMAGED} if damaged is not None else self.status()
+        if damaged is None or damaged.file != CONFIG_FILE:
+            config = self.settings()
         return {
             "name": self.name,
             "corpus": config.get("corpus"),
@@ -230,20 +395,31 @@ class Run:
             "started": config.get("created"),
             "read_only": self.read_only,
             "path": str(self.path),
+            "damaged": damaged.to_json() if damaged is not None else None,
         }
 
 
 class RunStore:
-    """The runs of a workspace, plus the read-only runs that ship with the package."""
+    """The runs of a workspace, plus the read-only runs that plugins ship (`register_runs`).
 
-    def __init__(self, workspace: Workspace, bundled: Path | None = BUNDLED_RUNS) -> None:
+    `shipped` maps a run's name to its folder (the plugins' RunSpecs, `Studio` passes them); `bundled` is
+    a folder of such run folders (tests, and apps embedding tui-composer). Core ships no run of its own.
+    """
+
+    def __init__(
+        self, workspace: Workspace, bundled: Path | None = None, shipped: Mapping[str, Path] | None = None
+    ) -> None:
         self.workspace = workspace
         self.bundled = bundled
+        self.shipped = dict(shipped or {})
 
     def _bundled_runs(self) -> list[Run]:
-        if self.bundled is None or not self.bundled.is_dir():
-            return []
-        return [Run(p, read_only=True) for p in sorted(self.bundled.iterdir()) if (p / "config.json").is_file()]
+        runs = [Run(Path(path), read_only=True) for _, path in sorted(self.shipped.items())]
+        if self.bundled is not None and self.bundled.is_dir():
+            names = set(self.shipped)
+            folders = sorted(p for p in self.bundled.iterdir() if (p / "config.json").is_file() and p.name not in names)
+            runs += [Run(p, read_only=True) for p in folders]
+        return runs
 
     def list(self) -> list[Run]:
         runs_dir = self.workspace.runs_dir
@@ -295,6 +471,6 @@ class RunStore:
     def delete(self, name: str) -> None:
         run = self.get(name)
         run._check_writable()
-        if run.is_locked() or run.status().get("state") in LIVE_STATES:
+        if run.is_locked() or run.state() in LIVE_STATES:  # a damaged run can be deleted
             raise WorkspaceError(f"run {name!r} is training; stop it before deleting it")
         shutil.rmtree(run.path)

@@ -6,12 +6,13 @@ request, and turns each into ABC text (`encoder.to_abc`) and MIDI (`export.score
 sample that can't be converted is kept as text with the reason (`NNN.abc` without MIDI, or `NNN.txt`)
 and never stops the others.
 
-The primer is ABC text, whatever the encoder:
+The primer is ABC text, whatever the encoder; the encoder turns it into model input
+(`Encoder.encode_primer`):
 
-- an encoder whose vocabulary is characters (`abc`) continues the text itself, character by character,
-  as the model saw tunes in training (an `X:1` line is put first when the primer has none);
-- any other encoder reads the primer as a tune (it must hold notes: for example `M:6/8\\nK:G\\nGAB cBA|`)
-  and the model continues its encoding (ids without the end-of-tune token, or frames).
+- by default it reads the primer as a tune (it must hold notes: for example `M:6/8\\nK:G\\nGAB cBA|`)
+  and the model continues its encoding (ids without the end-of-tune token, or frames);
+- the `abc` encoder, whose tokens are characters, continues the text itself, character by character,
+  as the model saw tunes in training (an `X:1` line is put first when the primer has none).
 """
 
 from __future__ import annotations
@@ -24,10 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tui_composer.contract import DataSpec, EncodeError, Encoder, Piece, SampleRequest, Vocabulary
+from tui_composer.contract import DataSpec, EncodeError, Encoder, SampleRequest, TokenConstraint
+from tui_composer.jobs import SampleOptions  # re-exported: requests live in jobs, which the TUI may import
 from tui_composer.parallel import call_bounded
 from tui_composer.runs import Run
-from tui_composer.training import check_seed, encoder_spec, load_encoder, model_spec, quiet_tensorflow
+from tui_composer.specs import PluginError
+from tui_composer.training import (
+    check_seed,
+    encoder_spec,
+    load_encoder,
+    model_spec,
+    quiet_tensorflow,
+    record_plugin_error,
+)
 from tui_composer.workspace import WorkspaceError, read_json
 
 if TYPE_CHECKING:
@@ -39,21 +49,6 @@ SAMPLES_FOLDER = "samples"
 
 class SamplingError(Exception):
     """A sampling that can't run; the message names the run or the option and what to do."""
-
-
-@dataclass(frozen=True)
-class SampleOptions:
-    """What `tui-composer sample` asks for."""
-
-    n: int = 10
-    temperature: float = 1.0
-    top_k: int = 0
-    seed: int = 0
-    max_length: int = 1000
-    primer: str | None = None  # ABC text
-    out: Path | None = None
-    constrain: bool = True  # mask each step with the encoder's TokenConstraint, if it offers one
-    audio: bool = False  # also write each sample's MIDI played as a .wav (the audio extra)
 
 
 @dataclass
@@ -105,44 +100,19 @@ def next_number(folder: Path) -> int:
 # --- primers -----------------------------------------------------------------------------------------------
 
 
-def character_vocabulary(encoder: Encoder) -> Vocabulary | None:
-    """The encoder's vocabulary when its symbols are single characters (the `abc` encoder's is)."""
-    vocabulary = getattr(encoder, "vocabulary", None)
-    if not isinstance(vocabulary, Vocabulary):
-        return None
-    symbols = [s for s in vocabulary.symbols if s not in Vocabulary.SPECIALS]
-    return vocabulary if symbols and all(len(s) == 1 for s in symbols) else None
-
-
 def encode_primer(encoder: Encoder, data: DataSpec, text: str) -> np.ndarray:
-    """The primer as model input (see the module docstring); SamplingError says what is wrong with it."""
-    vocabulary = character_vocabulary(encoder) if data.kind == "tokens" else None
-    if vocabulary is not None:
-        if not text.startswith("X:"):
-            text = "X:1\n" + text  # every tune the model saw began with its X: line
-        unknown = sorted({c for c in text if vocabulary.id(c) == vocabulary.unk})
-        if unknown:
-            raise SamplingError(
-                f"the primer holds characters the model never saw: {', '.join(repr(c) for c in unknown)}"
-            )
-        return np.asarray([vocabulary.id(c) for c in text], np.int32)
-    piece = Piece(key="primer", title="primer", format="abc", path=Path("primer.abc"), text=_as_tune(text))
+    """The primer as model input (`Encoder.encode_primer`); SamplingError says what is wrong with it."""
     try:
-        array = np.asarray(encoder.encode(encoder.read(piece)))
-    except (EncodeError, ValueError) as error:
-        raise SamplingError(f"the primer is not a tune this run's encoder can read: {error}") from None
-    if data.kind == "tokens":
-        ids = list(array)
-        if ids and ids[0] == data.bos:
-            ids = ids[1:]  # the model starts every sample with bos itself
-        if ids and ids[-1] == data.eos:
-            ids = ids[:-1]  # the primer goes on
-        array = np.asarray(ids, np.int32)
-    return array
-
-
-def _as_tune(text: str) -> str:
-    return text if text.startswith("X:") else "X:1\n" + text
+        primer = np.asarray(encoder.encode_primer(text))
+    except EncodeError as error:
+        raise SamplingError(f"--primer: {error.reason}") from None
+    fits = primer.ndim == 1 if data.kind == "tokens" else primer.ndim == 2 and primer.shape[1] == data.size
+    if not fits:
+        raise SamplingError(
+            f"--primer: encoder {type(encoder).__name__} made an array of shape {primer.shape}, which does not "
+            f"fit the run's {data.kind} of size {data.size}; its encode_primer must return what encode does"
+        )
+    return primer
 
 
 # --- sampling --------------------------------------------------------------------------------------------------
@@ -152,10 +122,11 @@ def load_model(studio: Studio, run: Run) -> tuple[Encoder, DataSpec, Any]:
     """The run's fitted encoder, its DataSpec and its best model."""
     config = run.config
     try:
-        enc_spec = encoder_spec(studio, config["encoder"])
-        mod_spec = model_spec(studio, config["model"])
-    except Exception as error:  # noqa: BLE001 - TrainingError: a plugin that is not installed
-        raise SamplingError(f"run {run.name!r} needs a plugin that is not installed: {error}") from None
+        plugins = config.get("plugins") or {}
+        enc_spec = encoder_spec(studio, config["encoder"], plugins.get("encoder"))
+        mod_spec = model_spec(studio, config["model"], plugins.get("model"))
+    except Exception as error:  # noqa: BLE001 - TrainingError: a plugin that is not installed or failed to load
+        raise SamplingError(f"run {run.name!r} can't be sampled: {error}") from None
     if not run.model_path.is_file():
         raise SamplingError(
             f"run {run.name!r} has no model yet: it writes model.keras after its first epoch "
@@ -169,19 +140,23 @@ def load_model(studio: Studio, run: Run) -> tuple[Encoder, DataSpec, Any]:
     return encoder, data, model
 
 
-def sampling_constraint(encoder: Encoder, options: SampleOptions) -> Any:
+def sampling_constraint(encoder: Encoder, options: SampleOptions) -> TokenConstraint | None:
     """The encoder's TokenConstraint when constraining is on and the encoder offers one, else None.
 
-    A constraint may also offer `bounded(max_length)` (the `abc` grammar does): one that steers every
-    sequence to a complete piece within the length budget, so the length limit never cuts a tune.
+    It is bounded to `--max-length` (`TokenConstraint.bounded`: the `abc` grammar then steers every
+    sequence to a complete piece within the length budget, so the length limit never cuts a tune).
     """
     if not options.constrain:
         return None
     constraint = encoder.constraint()
-    bounded_to = getattr(constraint, "bounded", None)
-    if callable(bounded_to):
-        constraint = bounded_to(options.max_length)
-    return constraint
+    if constraint is None:
+        return None
+    if not isinstance(constraint, TokenConstraint):
+        raise SamplingError(
+            f"encoder {type(encoder).__name__}: constraint() returned a {type(constraint).__name__}, not a "
+            "TokenConstraint; subclass tui_composer.api.TokenConstraint (or sample with --no-constrain)"
+        )
+    return constraint.bounded(options.max_length)
 
 
 # Caps on one sampling command. A model holds every sample of its batch at once, so memory grows with
@@ -278,7 +253,11 @@ def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sa
         primer=primer,
         constraint=constraint,
     )
-    arrays = model.sample(request)
+    try:
+        arrays = model.sample(request)
+    except PluginError as error:  # the model's own fault: its traceback goes in the run's log
+        record_plugin_error(run, error)
+        raise
     folder = output_folder(studio, run, options.out)
     folder.mkdir(parents=True, exist_ok=True)
     first = next_number(folder)
@@ -312,29 +291,46 @@ def write_sample_audio(sample: Sample) -> None:
 
 
 def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int) -> Sample:
-    """ABC and MIDI for one sample; whatever fails is recorded, and the raw sample kept as text."""
+    """ABC and MIDI for one sample; whatever fails is recorded, and the raw sample kept as text.
+
+    Every file is written atomically: a full disk raises DiskFullError naming the file and leaves no
+    empty or partial file (nor this sample's MIDI without its ABC).
+    """
     from tui_composer.export import score_to_midi
+    from tui_composer.workspace import DiskFullError, write_atomic
 
     name = f"{number:03d}"
     sample = Sample(number=number, length=len(array))
+    advice = "free space and sample again (the samples already written are kept)"
     outcome = call_bounded(_abc_and_score, (encoder, array), CONVERT_TIMEOUT)
-    if not outcome.ok or outcome.value is None:
-        sample.error = f"could not be written as ABC: {outcome.error}"
-        sample.text_path = folder / f"{name}.txt"
-        sample.text_path.write_text(f"% {sample.error}\n{raw_text(encoder, array)}\n", encoding="utf-8")
-        return sample
-    abc, score, reason = outcome.value
-    sample.abc = abc
-    sample.abc_path = folder / f"{name}.abc"
     try:
-        if score is None:
-            raise EncodeError("sample", reason)
-        score_to_midi(score, folder / f"{name}.mid")
-        sample.midi_path = folder / f"{name}.mid"
-    except Exception as error:  # noqa: BLE001 - ExportError, EncodeError, music21's own: kept with the reason
-        sample.error = f"could not be written as MIDI: {getattr(error, 'reason', None) or error}"
-        abc = abc.rstrip("\n") + f"\n% tui-composer: {sample.error}\n"
-    sample.abc_path.write_text(abc, encoding="utf-8")
+        if not outcome.ok or outcome.value is None:
+            sample.error = f"could not be written as ABC: {outcome.error}"
+            sample.text_path = folder / f"{name}.txt"
+            write_atomic(sample.text_path, f"% {sample.error}\n{raw_text(encoder, array)}\n")
+            return sample
+        abc, score, reason = outcome.value
+        sample.abc = abc
+        sample.abc_path = folder / f"{name}.abc"
+        try:
+            if score is None:
+                raise EncodeError("sample", reason)
+            score_to_midi(score, folder / f"{name}.mid")
+            sample.midi_path = folder / f"{name}.mid"
+        except DiskFullError:
+            raise
+        except Exception as error:  # noqa: BLE001 - ExportError, EncodeError, music21's own: kept with the reason
+            sample.error = f"could not be written as MIDI: {getattr(error, 'reason', None) or error}"
+            abc = abc.rstrip("\n") + f"\n% tui-composer: {sample.error}\n"
+        try:
+            write_atomic(sample.abc_path, abc)
+        except DiskFullError:
+            if sample.midi_path is not None:
+                sample.midi_path.unlink(missing_ok=True)  # a sample is its ABC and its MIDI, or nothing
+            raise
+    except DiskFullError as error:
+        error.advice = advice
+        raise
     return sample
 
 
@@ -356,12 +352,5 @@ def _abc_and_score(item: tuple[Encoder, np.ndarray]) -> tuple[str, Any, str]:
 
 
 def raw_text(encoder: Encoder, array: np.ndarray) -> str:
-    """A sample that is not ABC, as text: its symbols (or ids), or frames as rows of 0 and 1."""
-    if array.ndim == 2:
-        return "\n".join("".join(str(int(v)) for v in row) for row in array)
-    vocabulary = getattr(encoder, "vocabulary", None)
-    if isinstance(vocabulary, Vocabulary):
-        symbols = vocabulary.decode(array)
-        joiner = "" if character_vocabulary(encoder) is not None else " "
-        return joiner.join(symbols)
-    return " ".join(str(int(i)) for i in array)
+    """A sample that is not ABC, as text: its symbols (`Encoder.symbols_text`), or frames as rows of 0 and 1."""
+    return encoder.symbols_text(np.asarray(array))

@@ -15,10 +15,17 @@ Files it writes in the run folder (see `tui_composer.runs`):
   `{"kind": "epoch", "epoch", "train_loss", "valid_loss", "valid_bits", ...}` per epoch, and
   `{"kind": "resumed", "epoch"}` when a resumed training starts again after `epoch` epochs.
 - `model.keras`: the best model so far (lowest validation loss).
-- `checkpoints/`: `epoch-NNNN.keras` (the last `KEEP_EPOCH_CHECKPOINTS`), `last.keras`,
-  `interrupted.keras` (written on SIGINT/SIGTERM) and `training.json`: the epochs done, the best loss,
-  the patience counter and the seed. A resumed run restores `last.keras` (optimizer state included) and
-  `training.json`, so it loses at most the epoch that was running.
+- `checkpoints/`: `epoch-NNNN.keras` with `epoch-NNNN.json` (the last `KEEP_EPOCH_CHECKPOINTS`),
+  `last.keras`, `interrupted.keras` (written on SIGINT/SIGTERM) and `training.json`. Each `.json` is the
+  `TrainingState` its model was saved with: the epochs done, the best loss, the patience counter, the
+  seed and the loss of the model in `model.keras`. A resumed run restores `last.keras` (optimizer state
+  included) with `training.json`, so it loses at most the epoch that was running; when `last.keras` is
+  missing or can't be read it falls back to the newest epoch checkpoint that can, with that epoch's
+  state, and says which files it skipped and why (`{"kind": "checkpoint_skipped"}` records).
+  `model.keras` is replaced only by a model with a lower loss than the one it holds.
+
+A refused resume (a finished run, one stopped early) writes nothing. A full disk fails the run with
+"disk full writing FILE: free space and resume with ..." and leaves no partial file.
 
 Every epoch reseeds Python, NumPy and TensorFlow from (seed, epoch), so a resumed run continues as the
 uninterrupted one would have (up to TensorFlow's own thread-level nondeterminism).
@@ -27,6 +34,7 @@ uninterrupted one would have (up to TensorFlow's own thread-level nondeterminism
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -36,24 +44,37 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_composer.contract import DataSpec, EncodeError, Encoder, EpochProgress, Model
-from tui_composer.distribute import DEFAULT_STRATEGY, STRATEGIES, StrategyError, is_chief
+from tui_composer.distribute import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    StrategyError,
+    configure_gpus,
+    describe_devices,
+    is_chief,
+)
+from tui_composer.jobs import DEFAULT_EPOCHS, DEFAULT_PATIENCE, TrainingRequest  # noqa: F401 - re-exported
 from tui_composer.params import ParamError, resolve
 from tui_composer.runs import HEARTBEAT_SECONDS, Run
-from tui_composer.specs import EncoderSpec, ModelSpec
-from tui_composer.workspace import WorkspaceError, read_json, write_json
+from tui_composer.specs import EncoderSpec, ModelSpec, PluginError, factory_problem
+from tui_composer.workspace import (
+    DamagedFile,
+    DiskFullError,
+    WorkspaceError,
+    is_disk_full,
+    read_json,
+    write_json,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
     from tui_composer.studio import Studio
 
-DEFAULT_EPOCHS = 20
-DEFAULT_PATIENCE = 3
 KEEP_EPOCH_CHECKPOINTS = 3
 BATCH_RECORD_SECONDS = 1.0
 TRAINING_STATE = "training.json"
@@ -61,23 +82,6 @@ TRAINING_STATE = "training.json"
 
 class TrainingError(Exception):
     """A training that can't start or go on; the message names the run, plugin or key and what to do."""
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """What `tui-composer train` asks for; parameters are strings as typed (resolved by `prepare_run`)."""
-
-    corpus: str
-    encoder: str
-    model: str
-    encoder_params: Mapping[str, str] = field(default_factory=dict)
-    model_params: Mapping[str, str] = field(default_factory=dict)
-    epochs: int = DEFAULT_EPOCHS
-    seed: int = 0
-    name: str | None = None
-    patience: int = DEFAULT_PATIENCE  # epochs without a better validation loss before stopping
-    time_limit: float | None = None  # minutes: no epoch starts that would end after this
-    strategy: str = DEFAULT_STRATEGY  # auto, single, mirrored or multi-worker (tf.distribute)
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,21 @@ ProgressCallback = Callable[[Progress], None]
 # --- preparing -----------------------------------------------------------------------------------------
 
 
-def encoder_spec(studio: Studio, name: str) -> EncoderSpec:
+def encoder_spec(studio: Studio, name: str, plugin: str | None = None) -> EncoderSpec:
+    """The encoder named `name`; TrainingError naming the known ones, or the plugin that failed to load it.
+
+    `plugin`: the plugin a run's config says the encoder came from."""
     specs = studio.registry.encoders
     if name not in specs:
-        raise TrainingError(f"no encoder named {name!r}; encoders: {', '.join(sorted(specs)) or 'none installed'}")
+        raise TrainingError(studio.host.missing("encoder", name, plugin))
     return specs[name]
 
 
-def model_spec(studio: Studio, name: str) -> ModelSpec:
+def model_spec(studio: Studio, name: str, plugin: str | None = None) -> ModelSpec:
+    """The model named `name`; TrainingError naming the known ones, or the plugin that failed to load it."""
     specs = studio.registry.models
     if name not in specs:
-        raise TrainingError(f"no model named {name!r}; models: {', '.join(sorted(specs)) or 'none installed'}")
+        raise TrainingError(studio.host.missing("model", name, plugin))
     return specs[name]
 
 
@@ -177,8 +185,20 @@ def resolve_config(studio: Studio, request: TrainingRequest) -> dict[str, Any]:
 
 
 def prepare_run(studio: Studio, request: TrainingRequest) -> Run:
-    """Validate the request and create its run folder (no TensorFlow here)."""
+    """Validate the request and create its run folder (no TensorFlow here).
+
+    The encoder's and model's factories are resolved first, from their modules' source, so a misspelled
+    factory is refused before a run folder exists or the corpus is read.
+    """
     config = resolve_config(studio, request)
+    for spec in (encoder_spec(studio, request.encoder), model_spec(studio, request.model)):
+        problem = factory_problem(spec.factory)
+        if problem is not None:
+            kind = "encoder" if isinstance(spec, EncoderSpec) else "model"
+            raise TrainingError(
+                f"{kind} {spec.name!r} ({spec.origin.describe()}) can't be used: {problem}; fix or reinstall "
+                "the plugin (`tui-composer plugins --check` imports every factory)"
+            )
     return studio.runs.create(config, request.name)
 
 
@@ -239,15 +259,17 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def quiet_tensorflow() -> None:
+def quiet_tensorflow(gpu_memory: int | None = None) -> None:
     """Import TensorFlow with its start-up chatter (oneDNN notice, CUDA probing) kept off the terminal.
 
     Those lines come from C++ before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL does not stop
     them: standard error is pointed at /dev/null while TensorFlow loads and finds its devices.
+    Then the GPUs, if any, get memory growth or `gpu_memory` MB each (`distribute.configure_gpus`).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules:
+        configure_gpus(gpu_memory)
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -264,6 +286,7 @@ def quiet_tensorflow() -> None:
         import absl.logging
 
         absl.logging.set_verbosity(absl.logging.ERROR)
+    configure_gpus(gpu_memory)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -326,51 +349,222 @@ def encode_split(encoder: Encoder, pairs: list[tuple[str, Any]], log: Callable[[
 # --- checkpoints --------------------------------------------------------------------------------------------
 
 
+def write_model_file(model: Model, path: Path) -> None:
+    """The plugin writes its model file (tests put a full disk here)."""
+    model.save(path)
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 def save_model(model: Model, path: Path) -> None:
-    """Write atomically: a crash mid-write leaves the previous file intact."""
+    """Write atomically: a crash mid-write leaves the previous file intact, a full disk no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.keras")
-    model.save(partial)
-    os.replace(partial, path)
+    partial = _partial(path)
+    try:
+        write_model_file(model, partial)
+        os.replace(partial, path)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise DiskFullError(path) from error
+        raise
+
+
+def copy_model(source: Path, target: Path) -> None:
+    """Copy atomically, like `save_model`."""
+    partial = _partial(target)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise DiskFullError(target) from error
+        raise
 
 
 @dataclass
 class TrainingState:
-    """What a resumed training needs besides the weights; saved after each epoch's checkpoint."""
+    """What a resumed training needs besides the weights; saved with each epoch's checkpoint."""
 
     epoch: int = 0  # epochs done
     best_valid_loss: float | None = None
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best one (early-stopping patience counter)
     seed: int = 0
+    # The loss of the model in model.keras: only a lower one replaces it (after a fallback to an older
+    # checkpoint, model.keras may hold a better model than this trajectory has reached again).
+    model_loss: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def read(cls, run: Run) -> TrainingState | None:
-        data = read_json(run.checkpoints_dir / TRAINING_STATE)
-        return cls(**data) if data else None
+    def read(cls, path: Path) -> TrainingState | None:
+        """The state saved at `path`, None when missing; DamagedFile when it can't be used."""
+        data = read_json(path)
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise DamagedFile(path, "is not a JSON object")
+        numbers = ("best_valid_loss", "model_loss")
+        counts = ("epoch", "best_epoch", "bad_epochs", "seed")
+        for key, value in data.items():
+            if key not in numbers + counts:
+                continue  # a field of a later version
+            if key in counts and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise DamagedFile(path, f"has {key} {value!r}, expected a whole number")
+            if key in numbers and not (
+                value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+            ):
+                raise DamagedFile(path, f"has {key} {value!r}, expected a number")
+        return cls(**{key: value for key, value in data.items() if key in numbers + counts})
 
-    def write(self, run: Run) -> None:
-        write_json(run.checkpoints_dir / TRAINING_STATE, self.to_json())
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_json())
 
 
-def checkpoint_epoch(run: Run, model: Model, state: TrainingState, improved: bool) -> None:
-    """Epoch checkpoint, last.keras, the best model and then training.json (which names them done)."""
+def epoch_checkpoint(run: Run, epoch: int) -> Path:
+    return run.checkpoints_dir / f"epoch-{epoch:04d}.keras"
+
+
+def checkpoint_epoch(run: Run, model: Model, state: TrainingState, replace_model: bool) -> None:
+    """The epoch's checkpoint and state, the best model, last.keras, then training.json (which names it done).
+
+    Every file is written atomically, in an order that keeps each (model, state) pair a resume may use
+    true: epoch-N.json follows epoch-N.keras, and training.json follows last.keras. The state is written
+    before model.keras, so its `model_loss` is never above the loss of the model really there.
+    """
     folder = run.checkpoints_dir
-    epoch_path = folder / f"epoch-{state.epoch:04d}.keras"
+    epoch_path = epoch_checkpoint(run, state.epoch)
     save_model(model, epoch_path)
-    partial = folder / ".last.partial.keras"
-    shutil.copyfile(epoch_path, partial)
-    os.replace(partial, folder / "last.keras")
-    if improved:
-        partial = run.path / ".model.partial.keras"
-        shutil.copyfile(epoch_path, partial)
-        os.replace(partial, run.model_path)
-    state.write(run)
-    for old in sorted(folder.glob("epoch-*.keras"))[:-KEEP_EPOCH_CHECKPOINTS]:
-        old.unlink(missing_ok=True)
+    state.write(epoch_path.with_suffix(".json"))
+    if replace_model:
+        copy_model(epoch_path, run.model_path)
+    copy_model(epoch_path, folder / "last.keras")
+    state.write(folder / TRAINING_STATE)
+    kept = sorted(folder.glob("epoch-*.keras"))[-KEEP_EPOCH_CHECKPOINTS:]
+    for old in folder.glob("epoch-*.*"):
+        if old.with_suffix(".keras") not in kept:
+            old.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model file and the training state it was saved with."""
+
+    path: Path
+    state: TrainingState
+
+
+@dataclass
+class ResumePoint:
+    """Where a resume may start: the checkpoints to try (newest first), what is unusable, and the best loss known."""
+
+    candidates: list[Checkpoint]
+    skipped: list[tuple[str, str]]  # (file, reason): state files and checkpoints that can't be used
+    model_loss: float | None  # the lowest loss recorded for model.keras in any state file
+
+    @property
+    def newest(self) -> TrainingState | None:
+        return self.candidates[0].state if self.candidates else None
+
+
+def resume_point(run: Run) -> ResumePoint:
+    """The checkpoints a resume may start from, newest first, read from the state files alone (no TensorFlow)."""
+    folder = run.checkpoints_dir
+    skipped: list[tuple[str, str]] = []
+    states: list[TrainingState] = []
+
+    def read(path: Path) -> TrainingState | None:
+        try:
+            state = TrainingState.read(path)
+        except DamagedFile as error:
+            skipped.append((path.name, error.reason))
+            return None
+        if state is not None:
+            states.append(state)
+        return state
+
+    candidates = []
+    for path in folder.glob("epoch-*.json"):
+        state = read(path)
+        if state is not None and path.stem != f"epoch-{state.epoch:04d}":
+            skipped.append((path.name, f"holds the state of epoch {state.epoch}"))
+        elif state is not None:
+            candidates.append(Checkpoint(path.with_suffix(".keras"), state))
+    candidates.sort(key=lambda checkpoint: checkpoint.state.epoch, reverse=True)
+    last = read(folder / TRAINING_STATE)
+    # last.keras is written just before training.json: they agree unless a newer epoch-N.json exists.
+    if last is not None and (not candidates or last.epoch >= candidates[0].state.epoch):
+        candidates.insert(0, Checkpoint(folder / "last.keras", last))
+    elif last is None and not (folder / TRAINING_STATE).exists() and candidates:
+        skipped.append((TRAINING_STATE, "is missing"))
+    losses = [loss for state in states for loss in (state.model_loss, state.best_valid_loss) if loss is not None]
+    return ResumePoint(candidates, skipped, min(losses, default=None))
+
+
+def _unreadable(error: BaseException) -> str:
+    """Why a checkpoint did not load, in one short line (the plugin's own error, not the wrapper's advice)."""
+    cause = error.__cause__ or error
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"can't be loaded ({type(cause).__name__}: {text[:200]})"
+
+
+def model_loss_to_beat(run: Run, start: ResumePoint) -> float | None:
+    """The loss a model must beat to replace model.keras: the lowest recorded for it anywhere."""
+    if not run.model_path.is_file():
+        return None
+    recorded = (start.model_loss, run.raw_status().get("best_valid_loss"))
+    return min((loss for loss in recorded if loss is not None), default=None)
+
+
+def _restore(
+    run: Run,
+    spec: ModelSpec,
+    config: Mapping[str, Any],
+    data: DataSpec,
+    strategy: Any,
+    start: ResumePoint,
+    report: ProgressCallback,
+) -> tuple[Model, TrainingState] | None:
+    """The newest checkpoint that loads, with the state it was saved with; None when the run has none.
+
+    Every file passed over is said, with its reason: a progress message and a `checkpoint_skipped` record.
+    """
+    skipped = list(start.skipped)
+    restored: tuple[Model, Checkpoint] | None = None
+    for checkpoint in start.candidates:
+        if not checkpoint.path.is_file():
+            skipped.append((checkpoint.path.name, "is missing"))
+            continue
+        try:
+            restored = (spec.load(checkpoint.path, config["model_params"], data, strategy), checkpoint)
+            break
+        except StrategyError as error:  # the run's strategy, not the file, is at fault
+            raise TrainingError(str(error)) from None
+        except Exception as error:  # noqa: BLE001 - a truncated or damaged file: try the one before it
+            skipped.append((checkpoint.path.name, _unreadable(error)))
+    for file, reason in skipped:
+        run.append_metric({"kind": "checkpoint_skipped", "file": file, "reason": reason})
+        report(Progress(phase="reading", message=f"run {run.name!r}: skipped checkpoints/{file}: it {reason}"))
+    if restored is None and (start.candidates or skipped):
+        raise TrainingError(
+            f"run {run.name!r} has no checkpoint that can be read ("
+            + "; ".join(f"{file} {reason}" for file, reason in skipped)
+            + f"); restore one from a backup, or move {run.checkpoints_dir} aside to train again from epoch 0 "
+            "(model.keras is kept unless a better model is trained)"
+        )
+    if restored is None:
+        return None  # killed before its first checkpoint
+    model, checkpoint = restored
+    state = dataclasses.replace(checkpoint.state, model_loss=model_loss_to_beat(run, start))
+    run.append_metric({"kind": "resumed", "epoch": state.epoch, "checkpoint": checkpoint.path.name})
+    origin = f" from checkpoints/{checkpoint.path.name}" if skipped else ""
+    report(Progress(phase="reading", message=f"resuming run {run.name!r} after epoch {state.epoch}{origin}"))
+    return model, state
 
 
 # --- training ------------------------------------------------------------------------------------------------
@@ -383,34 +577,100 @@ def train_run(
     resume: bool = False,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    gpu_memory: int | None = None,
 ) -> dict[str, Any]:
     """Train the run in this process; returns its final status.
 
     `stop` (or SIGINT/SIGTERM in the main thread) ends the training at the next batch with an
     `interrupted.keras` checkpoint and state "stopped". Holds the run's lock throughout.
+    `gpu_memory` caps each GPU at that many MB (None: TUI_COMPOSER_GPU_MEMORY, else memory growth).
     """
-    quiet_tensorflow()
     report = on_progress or (lambda progress: None)
     stop = stop or threading.Event()
-    config = run.config
+    config = run.config  # RunDamaged: config.json can't be used
+    run.raw_status()  # RunDamaged: status.json can't be read; nothing is written over it
     status = StatusWriter(run)
-    with run.lock(), stop_on_signals(stop), status.beating():
-        status.write(state="starting", pid=os.getpid(), epochs=config["epochs"], error=None)
+    with run.lock():
+        # A refused resume writes nothing: the run's state stays what it was.
+        start = refuse_resume(run, config) if resume else None
+        remove_leftovers(run)
         try:
-            return _train(studio, run, config, resume, report, stop, status)
-        except KeyboardInterrupt:
-            status.write(state="stopped", message="interrupted without a checkpoint", eta_seconds=None)
-            raise
-        except BaseException as error:
-            status.write(state="failed", error=f"{type(error).__name__}: {error}"[:500], eta_seconds=None)
-            raise
+            quiet_tensorflow(gpu_memory)
+        except StrategyError as error:
+            raise TrainingError(str(error)) from None
+        with stop_on_signals(stop), status.beating():
+            status.write(state="starting", pid=os.getpid(), epochs=config["epochs"], error=None)
+            try:
+                return _train(studio, run, config, start, report, stop, status)
+            except KeyboardInterrupt:
+                status.write(state="stopped", message="interrupted without a checkpoint", eta_seconds=None)
+                raise
+            except DiskFullError as error:
+                error.advice = f"free space and resume with `tui-composer train --resume {run.name}`"
+                with contextlib.suppress(OSError, WorkspaceError):  # the status is rewritten in place if need be
+                    status.write(state="failed", error=str(error), message=str(error), eta_seconds=None)
+                raise TrainingError(str(error)) from None
+            except PluginError as error:  # plugin code raised: its traceback goes in the run's log
+                record_plugin_error(run, error)
+                with contextlib.suppress(OSError, WorkspaceError):
+                    status.write(state="failed", error=str(error)[:500], eta_seconds=None)
+                raise
+            except BaseException as error:
+                with contextlib.suppress(OSError, WorkspaceError):
+                    status.write(state="failed", error=f"{type(error).__name__}: {error}"[:500], eta_seconds=None)
+                raise
+
+
+MAX_LOGGED_FAILURES = 3  # an encoder that fails on every piece logs this many tracebacks, and the count
+
+
+def record_plugin_error(run: Run, error: PluginError) -> None:
+    """Write the plugin's traceback into the run's train.log and metrics.jsonl; the error then says where."""
+    if run.read_only:
+        return
+    with contextlib.suppress(OSError, WorkspaceError):  # the error itself must still reach the user
+        run.append_metric({"kind": "plugin_error", **error.to_json()})
+        with open(run.log_path, "a", encoding="utf-8") as log:
+            log.write(f"plugin error: {error.kind} {error.spec!r} ({error.origin.describe()}), {error.action}\n")
+            log.write(error.trace.rstrip("\n") + "\n")
+        error.advice = (
+            f"the traceback is in {run.log_path}; if it is not about your settings or data, report it to the "
+            "plugin's authors with it"
+        )
+
+
+def remove_leftovers(run: Run) -> None:
+    """Delete what a killed trainer left half-written (partial checkpoints, temporary files); we hold the lock."""
+    for folder in (run.path, run.checkpoints_dir):
+        for leftover in [*folder.glob(".*.partial.*"), *folder.glob(".*.tmp")]:
+            leftover.unlink(missing_ok=True)
+
+
+def refuse_resume(run: Run, config: Mapping[str, Any]) -> ResumePoint:
+    """Where the resume starts; TrainingError, before anything is written, when the run can't go on."""
+    if config.get("strategy") == "multi-worker":
+        raise TrainingError(
+            f"run {run.name!r}: resuming a multi-worker run is not supported (only the chief has checkpoints); "
+            "train a new run"
+        )
+    start = resume_point(run)
+    newest, epochs = start.newest, int(config["epochs"])
+    if newest is not None and newest.epoch >= epochs:
+        raise TrainingError(
+            f"run {run.name!r} has already trained all {epochs} epochs; train a new run for more epochs"
+        )
+    if newest is not None and newest.bad_epochs >= int(config.get("patience", DEFAULT_PATIENCE)):
+        raise TrainingError(
+            f"run {run.name!r} already stopped early (best epoch {newest.best_epoch}); train a new run instead"
+        )
+    return start
 
 
 def _train(
     studio: Studio,
     run: Run,
     config: dict[str, Any],
-    resume: bool,
+    start: ResumePoint | None,
     report: ProgressCallback,
     stop: threading.Event,
     status: StatusWriter,
@@ -421,17 +681,13 @@ def _train(
         report(Progress(phase="reading", message=message))
 
     epochs = int(config["epochs"])
-    enc_spec = encoder_spec(studio, config["encoder"])
-    mod_spec = model_spec(studio, config["model"])
-    saved_state = TrainingState.read(run) if resume else None
-    if resume and saved_state is not None and saved_state.epoch >= epochs:
-        raise TrainingError(
-            f"run {run.name!r} has already trained all {epochs} epochs; train a new run for more epochs"
-        )
-    if resume and saved_state is not None and saved_state.bad_epochs >= int(config.get("patience", DEFAULT_PATIENCE)):
-        raise TrainingError(
-            f"run {run.name!r} already stopped early (best epoch {saved_state.best_epoch}); train a new run instead"
-        )
+    plugins = config.get("plugins") or {}
+    enc_spec = encoder_spec(studio, config["encoder"], plugins.get("encoder"))
+    mod_spec = model_spec(studio, config["model"], plugins.get("model"))
+    resume = start is not None
+    # Both factories are imported before the corpus is read: a plugin that can't be imported costs nothing.
+    enc_spec.encoder_class()
+    mod_spec.model_class()
 
     # The corpus, read through the encoder's cache.
     corpus = studio.catalogue.get(config["corpus"])
@@ -452,6 +708,10 @@ def _train(
         )
     if encoded.skipped:
         log(f"skipped {len(encoded.skipped)} pieces the encoder could not read (see `tui-composer corpus show`)")
+    for error in encoded.failures[:MAX_LOGGED_FAILURES]:  # the encoder's own bugs: their tracebacks go in the log
+        record_plugin_error(run, error)
+    if encoded.failures:
+        log(f"{encoded.failures[0]} (on {len(encoded.failures)} pieces; they are read again next time)")
 
     # The encoder: fitted on the training split, or restored when resuming.
     if resume and run.encoder_path.is_file():
@@ -471,28 +731,23 @@ def _train(
     strategy = make_strategy(config)
     # Every worker of a cluster trains; only the chief writes model files (the others would race it).
     chief = is_chief(strategy)
-    if resume and config.get("strategy") == "multi-worker":
-        raise TrainingError(
-            f"run {run.name!r}: resuming a multi-worker run is not supported (only the chief has checkpoints); "
-            "train a new run"
-        )
-    model_class = mod_spec.model_class()
-    last = run.checkpoints_dir / "last.keras"
-    if saved_state is not None and last.is_file():
-        state = saved_state
-        model = mod_spec.load(last, config["model_params"], data, strategy)  # names the file if it can't be read
-        run.append_metric({"kind": "resumed", "epoch": state.epoch})
-        report(Progress(phase="reading", message=f"resuming run {run.name!r} after epoch {state.epoch}"))
+    device = describe_devices(strategy)  # printed, and kept in status.json for the TUI's Runs screen
+    status.write(device=device)
+    log(f"training on {device}")
+    restored = _restore(run, mod_spec, config, data, strategy, start, report) if start is not None else None
+    if restored is not None:
+        model, state = restored
     else:
         state = TrainingState(seed=int(config["seed"]))
-        if resume:
+        if start is not None:
             run.append_metric({"kind": "resumed", "epoch": 0})  # killed before its first checkpoint
+            state.model_loss = model_loss_to_beat(run, start)
         seed_everything(epoch_seed(state.seed, 0))
         try:
-            model = model_class(config["model_params"], data, strategy)
+            model = mod_spec.build(config["model_params"], data, strategy)
         except StrategyError as error:  # e.g. streams that the replicas can't share evenly
             raise TrainingError(str(error)) from None
-    status.write(state="training", epoch=state.epoch, best_valid_loss=state.best_valid_loss)
+    status.write(state="training", epoch=state.epoch, best_valid_loss=state.model_loss)
     if not chief:
         log(f"run {run.name!r}: a non-chief worker of a multi-worker cluster; the chief writes the model files")
 
@@ -533,8 +788,12 @@ def _train(
             state.best_valid_loss, state.best_epoch, state.bad_epochs = float(score), state.epoch, 0
         else:
             state.bad_epochs += 1
+        # model.keras may hold a better model than this trajectory's best (see TrainingState.model_loss).
+        replace_model = state.model_loss is None or score < state.model_loss
+        if replace_model:
+            state.model_loss = float(score)
         if chief:
-            checkpoint_epoch(run, model, state, improved)
+            checkpoint_epoch(run, model, state, replace_model)
         seconds = time.monotonic() - started
         epoch_seconds.append(seconds)
         record = {
@@ -551,7 +810,7 @@ def _train(
         remaining = epochs - state.epoch
         status.write(
             epoch=state.epoch,
-            best_valid_loss=state.best_valid_loss,
+            best_valid_loss=state.model_loss,  # the loss of model.keras
             train_loss=record["train_loss"],
             valid_loss=record["valid_loss"],
             valid_bits=record["valid_bits"],

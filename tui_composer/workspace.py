@@ -5,6 +5,7 @@ Default: the platformdirs user data dir; `--workspace` or TUI_COMPOSER_HOME over
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 HOME_VARIABLE = "TUI_COMPOSER_HOME"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -41,19 +42,51 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+# No space left, or the user's quota used up: both mean "free space, then try again".
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(WorkspaceError, OSError):
+    """A write that found the disk full; names the file. Still an OSError, for code that catches those."""
+
+    def __init__(self, path: Path, advice: str = "free space and try again", code: int = errno.ENOSPC) -> None:
+        OSError.__init__(self, code, os.strerror(code), str(path))
+        self.path = path
+        self.advice = advice
+
+    def __str__(self) -> str:
+        return f"disk full writing {self.path}: {self.advice}"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+
+
+def write_bytes(handle: BinaryIO, data: bytes) -> None:
+    """Every file tui-composer writes itself goes through here (tests make it raise ENOSPC: a full disk)."""
+    handle.write(data)
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    """Write via a temporary file in the same folder and rename: readers never see half a file.
+
+    A full disk raises DiskFullError naming `path`, and leaves neither a partial nor a temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
+            write_bytes(handle, raw)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise DiskFullError(path, code=error.errno or errno.ENOSPC) from error  # type: ignore[union-attr]
         raise
 
 
@@ -67,13 +100,33 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, text + "\n")
 
 
+class DamagedFile(WorkspaceError):
+    """A file that can't be read back; `reason` completes "the file ..." (is empty, holds binary bytes...)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path} is damaged: it {reason}; remove it or restore it from a backup")
+
+
 def read_json(path: Path, default: Any = None) -> Any:
+    """The parsed JSON, `default` when the file is missing; DamagedFile says what is wrong with it."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         return default
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise WorkspaceError(f"{path} is damaged ({error}); remove it or restore it from a backup") from None
+    except OSError as error:  # a folder in its place, no permission
+        raise DamagedFile(path, f"can't be read ({error.strerror or error})") from None
+    if not raw.strip():
+        raise DamagedFile(path, "is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DamagedFile(path, "holds binary bytes, not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DamagedFile(path, f"is not valid JSON, perhaps cut short ({error})") from None
 
 
 @contextmanager

@@ -7,9 +7,9 @@ importing run as `tui-composer` subprocesses, so TensorFlow never loads into thi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -21,6 +21,7 @@ from tui_composer.studio import Studio
 from tui_composer.tui.runwatch import RunRow
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.corpora import CorporaScreen
+from tui_composer.tui.screens.help import HelpScreen
 from tui_composer.tui.widgets.nav_bar import SCREENS, NavBar
 from tui_composer.workspace import WorkspaceError
 
@@ -28,11 +29,27 @@ LIVE = ("starting", "training")
 STATE_WATCH_SECONDS = 2.0
 
 
-def _lazy(module: str, name: str) -> Callable[[], Screen]:
+# Where each mode's screen is defined; all but Corpora are imported when first shown (or asked about).
+SCREEN_CLASSES = {
+    "corpora": ("corpora", "CorporaScreen"),
+    "new": ("new_run", "NewRunScreen"),
+    "runs": ("runs", "RunsScreen"),
+    "samples": ("samples", "SamplesScreen"),
+    "plugins": ("plugins", "PluginsScreen"),
+}
+
+
+def screen_class(mode: str) -> type[ComposerScreen]:
+    module, name = SCREEN_CLASSES[mode]
+    screen: type[ComposerScreen] = getattr(importlib.import_module(f"tui_composer.tui.screens.{module}"), name)
+    return screen
+
+
+def _lazy(mode: str) -> Callable[[], Screen]:
     """A screen imported when first shown: the first paint doesn't wait for screens not yet seen."""
 
     def make() -> Screen:
-        return getattr(importlib.import_module(f"tui_composer.tui.screens.{module}"), name)()
+        return screen_class(mode)()
 
     return make
 
@@ -44,13 +61,19 @@ class ComposerApp(App[None]):
     CSS_PATH = "app.tcss"
     MODES: ClassVar = {
         "corpora": CorporaScreen,
-        "new": _lazy("new_run", "NewRunScreen"),
-        "runs": _lazy("runs", "RunsScreen"),
-        "samples": _lazy("samples", "SamplesScreen"),
-        "plugins": _lazy("plugins", "PluginsScreen"),
+        "new": _lazy("new"),
+        "runs": _lazy("runs"),
+        "samples": _lazy("samples"),
+        "plugins": _lazy("plugins"),
     }
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(key, f"switch_mode('{mode}')", label, show=False) for mode, key, label in SCREENS),
+        # Priority: handled as the key arrives, before the next key is sent to the focused widget. Else
+        # a key typed right after Tab (or F2) still lands in the field (or screen) being left.
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
+        *(Binding(key, f"switch_mode('{mode}')", label, show=False, priority=True) for mode, key, label in SCREENS),
+        Binding("question_mark", "help", "Help"),
+        Binding("escape", "hide_help_panel", "Close the keys panel", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -65,8 +88,9 @@ class ComposerApp(App[None]):
 
     def _live_runs(self) -> list[str]:
         try:
-            return [r.name for r in self.studio.runs.list() if r.status().get("state") in LIVE]
-        except WorkspaceError:
+            # Run.state(): a damaged run is listed as `damaged`, and never keeps the app from opening.
+            return [r.name for r in self.studio.runs.list() if r.state() in LIVE]
+        except (WorkspaceError, OSError):  # the runs folder itself can't be read
             return []
 
     def on_mount(self) -> None:
@@ -95,8 +119,8 @@ class ComposerApp(App[None]):
     @work(thread=True, exclusive=True, group="states")
     def _watch_states(self) -> None:
         try:
-            states = {r.name: str(r.status().get("state", "created")) for r in self.studio.runs.list()}
-        except WorkspaceError:
+            states = {r.name: r.state() for r in self.studio.runs.list()}
+        except (WorkspaceError, OSError):
             return
         for launched in self.launched.values():
             launched.exit_code()  # reap finished children
@@ -123,20 +147,37 @@ class ComposerApp(App[None]):
         await self.switch_mode("samples")
         self.screen.preselect(run)  # type: ignore[attr-defined] - the Samples screen
 
+    async def new_run_from(self, run: str, settings: Mapping[str, Any]) -> None:
+        """New run, filled with the settings `run` was trained with."""
+        await self.switch_mode("new")
+        await self.screen.fill_from(run, settings)  # type: ignore[attr-defined] - the New run screen
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every screen and every main action, in the command palette (ctrl+p)."""
+        """Every screen and every main action of every screen, in the command palette (ctrl+p), from anywhere.
+
+        An action of another screen switches to that screen first, then runs there.
+        """
         for mode, key, label in SCREENS:
             yield SystemCommand(f"{label} screen", f"Show {label} ({key.upper()})", partial(self.switch_mode, mode))
-        yield SystemCommand("Import a corpus", "Import a file or folder of music", self._import_corpus)
-        if isinstance(screen, ComposerScreen):
-            for title, help_text, action in screen.PALETTE:
-                if title != "Import a corpus":
-                    yield SystemCommand(title, help_text, partial(screen.run_action, action))
+        yield SystemCommand("Help", "Every key of every screen (?)", self.action_help)
+        current = screen.MODE if isinstance(screen, ComposerScreen) else ""
+        for mode, _key, label in SCREENS:
+            for title, help_text, action in screen_class(mode).PALETTE:
+                where = "" if mode == current else f" · on {label}"
+                yield SystemCommand(title, help_text + where, partial(self.run_on, mode, action))
         yield from super().get_system_commands(screen)
 
-    async def _import_corpus(self) -> None:
-        await self.switch_mode("corpora")
-        await self.screen.run_action("import_corpus")
+    async def run_on(self, mode: str, action: str) -> None:
+        """Run a screen's action on that screen (switching to it first)."""
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        while not isinstance(self.screen, ComposerScreen):  # a dialog or the help over it: closed first
+            await self.pop_screen()
+        await self.screen.run_action(action)
 
     async def action_quit(self) -> None:
         live = [name for name, state in self._states.items() if state in LIVE]

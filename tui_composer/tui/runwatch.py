@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from tui_composer.launcher import LOGS_FOLDER
-from tui_composer.runs import LIVE_STATES, Run, RunStore
+from tui_composer.runs import DAMAGED, LIVE_STATES, Run, RunStore
 from tui_composer.workspace import WorkspaceError
 
 # Batch points kept per curve: the chart is at most a screen wide, so older detail is thinned out.
 MAX_TRAIN_POINTS = 2000
+# A run done training: finished, or shipped with the package (`ready`). Either may have stopped before
+# its planned epochs (a time limit, early stopping): done is done, whatever the plan said.
+DONE_STATES = ("finished", "ready")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class RunRow:
     model: str
     started: str
     read_only: bool
+    damaged: str = ""  # for state "damaged": the file and why, with what to do
+    started_at: str = ""  # when it was created, ISO 8601 (`started` is the short form the table shows)
 
     @property
     def pair(self) -> str:
@@ -56,6 +61,7 @@ class RunDetail:
     batches: int = 0
     eta_seconds: float | None = None
     valid_bits: float | None = None
+    device: str = ""  # where it trains or trained, as the trainer wrote it ("GPU:0 (NVIDIA H200)")
     message: str = ""
     error: str = ""
     log: str = ""
@@ -63,7 +69,7 @@ class RunDetail:
     @property
     def fraction(self) -> float:
         """How much of the planned training is done, in [0, 1]."""
-        if self.state == "finished":
+        if self.state in DONE_STATES:
             return 1.0
         if not self.epochs:
             return 0.0
@@ -110,7 +116,7 @@ class MetricsTail:
         for line in chunk[:end].splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:  # JSONDecodeError, or UnicodeDecodeError for binary bytes
                 continue
             if isinstance(record, dict):
                 self.add(record)
@@ -118,7 +124,7 @@ class MetricsTail:
     def add(self, record: dict[str, Any]) -> None:
         """Take one metrics record."""
         kind, epoch = record.get("kind"), record.get("epoch")
-        if not isinstance(epoch, int):
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
             return
         if kind == "resumed":
             # The unfinished epoch is trained again: drop what it had drawn.
@@ -178,9 +184,9 @@ class RunWatcher:
         rows = []
         for run in self.runs.list():
             try:
-                summary = run.summary()
-            except WorkspaceError as error:  # a damaged status file spoils only its own row
-                rows.append(RunRow(run.name, f"damaged: {error}", 0, None, None, "", "", "", "", run.read_only))
+                summary = run.summary()  # a damaged run is a row of its own (state "damaged")
+            except (WorkspaceError, OSError) as error:  # e.g. a folder that can't be read at all
+                rows.append(RunRow(run.name, DAMAGED, 0, None, None, "", "", "", "", run.read_only, damaged=str(error)))
                 continue
             rows.append(
                 RunRow(
@@ -194,6 +200,8 @@ class RunWatcher:
                     model=str(summary.get("model") or ""),
                     started=_short_time(summary.get("started")),
                     read_only=run.read_only,
+                    damaged=(summary.get("damaged") or {}).get("message", ""),
+                    started_at=str(summary.get("started") or ""),
                 )
             )
         return rows
@@ -207,11 +215,14 @@ class RunWatcher:
         if tail is None or tail.path != run.metrics_path:
             tail = self._tails[name] = MetricsTail(run.metrics_path)
         tail.read()
+        damaged = run.damage()
+        if damaged is not None:
+            return RunDetail(name=name, state=DAMAGED, error=str(damaged))
         try:
             status = run.status()
-            config = run.config
-        except WorkspaceError as error:
-            return RunDetail(name=name, state="damaged", error=str(error))
+            config = run.settings()
+        except (WorkspaceError, OSError) as error:  # changed since `damage` looked
+            return RunDetail(name=name, state=DAMAGED, error=str(error))
         state = str(status.get("state", "created"))
         epochs = config.get("epochs") if isinstance(config.get("epochs"), int) else None
         detail = RunDetail(
@@ -224,6 +235,7 @@ class RunWatcher:
             batch=tail.batch,
             batches=tail.batches,
             valid_bits=tail.valid_bits,
+            device=str(status.get("device") or ""),
             message=str(status.get("message") or ""),
             error=str(status.get("error") or ""),
         )
