@@ -2,7 +2,9 @@
 
 TensorFlow's `tf.distribute` does the work; this module picks the strategy from `--strategy` and gives
 models the few helpers they share: how many replicas there are, and a batch split into one slice per
-replica (each replica continues its own streams, so the stream count must divide evenly).
+replica (each replica continues its own streams, so the stream count must divide evenly). It also
+sets up the GPUs before TensorFlow starts on them (memory growth, or a cap per process, so several runs
+share one GPU) and says in words where a training runs ("GPU:0 (NVIDIA H200)", "mirrored over 2 GPUs").
 
 Nothing here imports TensorFlow at module level (plugins import this module at registration).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -136,3 +138,129 @@ def per_replica(strategy: Any, array: np.ndarray | Any) -> Any:
 def per_replica_from(strategy: Any, make: Callable[[int], Any]) -> Any:
     """A per-replica value made by `make(replica index)` (e.g. a replica's zero state)."""
     return strategy.experimental_distribute_values_from_function(lambda context: make(context.replica_id_in_sync_group))
+
+
+# --- GPUs: memory, and where a training runs --------------------------------------------------------------
+
+GPU_MEMORY_ENV = "TUI_COMPOSER_GPU_MEMORY"
+MIN_GPU_MEMORY_MB = 256  # below this cuDNN's and cuBLAS's own workspaces leave nothing for a model
+MAX_GPU_MEMORY_MB = 1 << 20  # 1 TiB: more than any GPU has, so a larger number is a typo
+_configured: list[int | None] = []  # what `configure_gpus` applied in this process (at most one entry)
+
+
+def gpu_memory_from(value: int | str | None, source: str = GPU_MEMORY_ENV) -> int | None:
+    """Megabytes per GPU from `--gpu-memory` or the environment (None or "": memory growth, no cap).
+
+    `source` names where the value came from, for the error message.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        megabytes = int(value)
+    except ValueError:
+        raise StrategyError(f"{source}={value!r} is not a whole number of megabytes, e.g. {source}=8192") from None
+    if not MIN_GPU_MEMORY_MB <= megabytes <= MAX_GPU_MEMORY_MB:
+        raise StrategyError(
+            f"{source}={megabytes} MB is outside [{MIN_GPU_MEMORY_MB}, {MAX_GPU_MEMORY_MB}]: "
+            f"give the megabytes one training may take on each GPU"
+        )
+    return megabytes
+
+
+def configure_gpus(memory_mb: int | None = None) -> int | None:
+    """Set up every GPU before TensorFlow starts on it; returns the cap applied (None: memory growth).
+
+    By default TensorFlow takes nearly all of a GPU's memory at its first op, so a second training or a
+    sampler on the same GPU fails. Here memory grows as needed instead, or, with `memory_mb` (else
+    TUI_COMPOSER_GPU_MEMORY), each GPU is one logical device capped at that many megabytes. GPUs a
+    caller has already split into logical devices (gpu_check's two logical GPUs) keep their setup.
+    Without a GPU nothing happens. Calling it again with the same cap does nothing.
+    """
+    cap = (
+        gpu_memory_from(memory_mb, "--gpu-memory")
+        if memory_mb is not None
+        else gpu_memory_from(os.environ.get(GPU_MEMORY_ENV))
+    )
+    if _configured and _configured[0] == cap:
+        return cap
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        if tf.config.get_logical_device_configuration(gpu) and cap is None:
+            continue  # split by the caller: memory growth can't be combined with logical devices
+        try:
+            if cap is None:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            else:
+                tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(cap)])
+        except (RuntimeError, ValueError) as error:  # TensorFlow has started on the GPUs already
+            if cap is not None:
+                raise StrategyError(
+                    f"--gpu-memory {cap}: TensorFlow already runs on {gpu.name} in this process ({error}); "
+                    f"set {GPU_MEMORY_ENV} before the process starts"
+                ) from None
+    _configured[:] = [cap]
+    return cap
+
+
+def gpu_names() -> list[str]:
+    """The model name of each logical GPU ("NVIDIA H200"), "" where TensorFlow can't tell."""
+    import tensorflow as tf
+
+    physical = tf.config.list_physical_devices("GPU")
+    names = [str(tf.config.experimental.get_device_details(gpu).get("device_name", "")) for gpu in physical]
+    logical = len(tf.config.list_logical_devices("GPU"))
+    if logical == len(names):
+        return names
+    # Logical GPUs carved from physical ones: the name is known when all physical GPUs are alike.
+    return [names[0] if len(set(names)) == 1 else ""] * logical
+
+
+def _device_label(device: str, names: Sequence[str]) -> tuple[str, str]:
+    """("GPU", "GPU:0 (NVIDIA H200)") or ("CPU", "CPU") for a TensorFlow device string."""
+    kind, _, index = device.rpartition("device:")[2].partition(":")
+    kind = kind.upper() or "CPU"
+    if kind != "GPU":
+        return kind, kind
+    number = int(index or 0)
+    name = names[number] if number < len(names) else ""
+    return kind, f"GPU:{number}" + (f" ({name})" if name else "")
+
+
+def device_summary(devices: Sequence[str], names: Sequence[str] = (), *, mirrored: bool = False) -> str:
+    """Where a model trains, in words, from the TensorFlow device strings of its replicas.
+
+    ["/device:CPU:0"] -> "CPU"; ["/device:GPU:0"] with names ["NVIDIA H200"] -> "GPU:0 (NVIDIA H200)";
+    two GPUs mirrored -> "mirrored over 2 GPUs (NVIDIA H200)"; two logical CPUs -> "mirrored over 2 CPU devices".
+    """
+    labels = [_device_label(device, names) for device in devices] or [("CPU", "CPU")]
+    if not mirrored:
+        return labels[0][1]
+    kinds = {kind for kind, _ in labels}
+    kind = kinds.pop() if len(kinds) == 1 else "device"
+    count = len(labels)
+    plural = "s" if count != 1 else ""
+    if kind == "GPU":
+        models = {names[i] for i in range(count) if i < len(names) and names[i]}
+        suffix = f" ({models.pop()})" if len(models) == 1 else ""
+        return f"mirrored over {count} GPU{plural}{suffix}"
+    return f"mirrored over {count} {kind} device{plural}"
+
+
+def describe_devices(strategy: Any) -> str:
+    """Where a model built under `strategy` trains: "CPU", "GPU:0 (NVIDIA H200)", "mirrored over 2 GPUs"...
+
+    Without a strategy TensorFlow places ops on the first GPU when there is one. A worker of a cluster
+    says how many replicas the cluster has and where its own run.
+    """
+    import tensorflow as tf
+
+    names = gpu_names()
+    if strategy is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        return device_summary([gpus[0].name if gpus else "/device:CPU:0"], names)
+    local = list(strategy.extended.worker_devices)
+    summary = device_summary(local, names, mirrored=splits_batches(strategy) and len(local) > 1)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return f"multi-worker: {replica_count(strategy)} replicas; this worker on {summary}"
+    return summary

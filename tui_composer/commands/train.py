@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -9,7 +10,15 @@ from typing import Any
 import click
 
 from tui_composer.commands.context import StudioContext, pass_studio
-from tui_composer.distribute import DEFAULT_STRATEGY, STRATEGIES
+from tui_composer.distribute import (
+    DEFAULT_STRATEGY,
+    GPU_MEMORY_ENV,
+    MAX_GPU_MEMORY_MB,
+    MIN_GPU_MEMORY_MB,
+    STRATEGIES,
+    StrategyError,
+    gpu_memory_from,
+)
 from tui_composer.params import ParamError, parse_assignments
 from tui_composer.training import (
     DEFAULT_EPOCHS,
@@ -68,6 +77,13 @@ EXIT_STOPPED = 130  # like a shell's Ctrl-C: the run is checkpointed but not fin
     help="tf.distribute strategy: auto (all GPUs when more than one), single device, mirrored (all local "
     "devices), multi-worker (hosts listed in TF_CONFIG).",
 )
+@click.option(
+    "--gpu-memory",
+    type=click.IntRange(MIN_GPU_MEMORY_MB, MAX_GPU_MEMORY_MB),
+    metavar="MB",
+    help=f"Take at most this many MB on each GPU, so several runs share one (default: {GPU_MEMORY_ENV}, "
+    "else memory grows as needed).",
+)
 @click.option("--resume", metavar="RUN", help="Continue a stopped, crashed or killed run from its last epoch.")
 @pass_studio
 def train(
@@ -83,6 +99,7 @@ def train(
     patience: int,
     time_limit: float | None,
     strategy: str,
+    gpu_memory: int | None,
     resume: str | None,
 ) -> None:
     """Train a model on a corpus through an encoder; prints the run's name, then its progress.
@@ -92,6 +109,10 @@ def train(
     """
     studio = context.studio
     pair = {"--corpus": corpus, "--encoder": encoder, "--model": model}
+    try:  # a bad TUI_COMPOSER_GPU_MEMORY is refused before any work, like a bad option
+        gpu_memory_from(None if gpu_memory is not None else os.environ.get(GPU_MEMORY_ENV))
+    except StrategyError as error:
+        raise click.ClickException(str(error)) from None
     try:
         if resume is not None:
             given = [flag for flag, value in pair.items() if value]
@@ -134,7 +155,7 @@ def train(
     reporter = TerminalReport() if sys.stdout.isatty() else PlainReport()
     try:
         with reporter:
-            status = train_run(studio, run, resume=resume is not None, on_progress=reporter)
+            status = train_run(studio, run, resume=resume is not None, on_progress=reporter, gpu_memory=gpu_memory)
     except (TrainingError, WorkspaceError) as error:
         raise click.ClickException(f"run {run.name}: {error}") from None
     except KeyboardInterrupt:

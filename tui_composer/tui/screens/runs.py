@@ -151,6 +151,7 @@ class RunsScreen(ComposerScreen):
         # Show what is known at once; the chart follows with the next poll (started right away).
         self.query_one("#run-title", Static).update(f"{name}  {row.state if row else ''}")
         self.query_one(LossChart).plot((), (), None)
+        self.query_one("#run-eta", Static).update("")  # the ETA and device of the run shown before
         self._show_log("")
         self.call_after_refresh(self.poll)  # the title first, then the files
 
@@ -169,7 +170,9 @@ class RunsScreen(ComposerScreen):
         self.query_one("#run-title", Static).update("  ".join(parts))
         self.query_one("#run-progress", ProgressBar).update(progress=detail.fraction)
         eta = f"ETA {format_duration(detail.eta_seconds)}" if detail.eta_seconds is not None else ""
-        self.query_one("#run-eta", Static).update(eta)
+        # Beside the bar, not in the title: the title is one line and already full at 80 columns.
+        device = f"device: {detail.device}" if detail.device else ""
+        self.query_one("#run-eta", Static).update("  ".join(part for part in (eta, device) if part))
         self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs)
         hint = ""
         if detail.state == "interrupted":
