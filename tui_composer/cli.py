@@ -70,7 +70,9 @@ def plugins(context: StudioContext, as_json: bool, check: bool) -> None:
                 "corpora": {
                     n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.corpora.items()
                 },
-                "runs": {n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.runs.items()},
+                "runs": {
+                    n: {"description": s.description, "plugin": s.origin.plugin} for n, s in registry.runs.items()
+                },
                 "commands": {n: {"plugin": plugin} for n, plugin in studio.host.commands().items()},
             }
         )

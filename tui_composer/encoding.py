@@ -1,17 +1,28 @@
 """Reading a corpus for an encoder: in parallel on all cores, cached in the workspace.
 
-One cache entry per corpus, encoder and parameter set (the encoder's name, its spec version and the
-resolved parameters are hashed into the folder name). Inside, each piece's reading is stored under the
-piece's content digest, so an edited piece is read again and the others are reused; a changed
-parameter or a new encoder version is a different entry. Nothing is pickled: token readings are JSON,
-frame readings one `.npy` of bit-packed frames plus offsets (loaded with allow_pickle=False).
+One cache entry per corpus, encoder and parameter set: the encoder's name, its spec version, the
+resolved parameters, the plugin's distribution and version, and a digest of the encoder's source (its
+module and the modules beside it in its package, so an edited plugin, editable installs included, gets a
+new entry) are hashed into the folder name. Inside, each piece's reading is stored under the piece's
+content digest, so an edited piece is read again and the others are reused. Nothing is pickled: token
+readings are JSON, frame readings one `.npy` of bit-packed frames plus offsets (loaded with
+allow_pickle=False).
+
+Only what says something about the piece is cached: its reading, or the EncodeError the encoder
+refused it with. Anything else the encoder raises (a KeyError: a bug in the plugin), a timeout or a
+worker that died is reported and read again next time, so a fixed bug leaves no trace in the cache.
+`tui-composer cache clear [--corpus NAME]` removes entries (`clear_cache`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
+import re
 import shutil
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,16 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from tui_composer.contract import Piece
+from tui_composer.contract import EncodeError, Piece
 from tui_composer.corpora import Corpus, Skipped
-from tui_composer.parallel import Outcome, map_bounded
-from tui_composer.specs import EncoderSpec, Factory, load_factory
-from tui_composer.workspace import Workspace, read_json, write_atomic, write_json
+from tui_composer.parallel import ItemTimeout, Outcome, map_bounded, reason_of
+from tui_composer.specs import EncoderSpec, Factory, PluginError, load_factory
+from tui_composer.workspace import Workspace, check_name, read_json, write_atomic, write_json
 
 READ_TIMEOUT = 60.0
 CACHE_FOLDER = "encodings"
-FORMAT = 1  # bump when the cache layout changes
-_UNCACHED = ("worker failed",)  # reasons that say nothing about the piece itself
+NOVELTY_FOLDER = "novelty"  # tui_composer.checking's indexes of training tunes: `cache clear` removes them too
+FORMAT = 2  # bump when the cache layout changes (2: only readings and EncodeError reasons are cached)
 
 
 @dataclass
@@ -40,6 +51,7 @@ class EncodedCorpus:
     encoder: str
     splits: dict[str, list[tuple[str, Any]]]
     skipped: list[Skipped] = field(default_factory=list)
+    failures: list[PluginError] = field(default_factory=list)  # pieces the encoder raised on: also in skipped
 
     def readings(self, split: str) -> list[Any]:
         return [reading for _, reading in self.splits.get(split, [])]
@@ -56,7 +68,8 @@ def read_corpus(
     """Every piece of the corpus read by the encoder, from the cache where it is still valid.
 
     `params` are already resolved against `spec.params`. A piece that fails (EncodeError, any other
-    exception, a timeout) is skipped with its reason; it never stops the others.
+    exception, a timeout) is skipped with its reason; it never stops the others. What the encoder raised
+    other than EncodeError is also in `failures`, a PluginError per piece with its traceback.
     """
     pieces = corpus.pieces
     digests = {piece.key: piece.digest() for piece in pieces}
@@ -67,35 +80,69 @@ def read_corpus(
     done = total - len(wanted)
     if progress is not None:
         progress(done, total)
-    fresh: dict[tuple[str, str], Outcome[Any]] = {}
+    uncached: dict[str, str] = {}  # piece key -> why it was not read, this time only
+    failures: list[PluginError] = []
     if wanted:
+        spec.create(params)  # an encoder that can't be made fails here, once, naming its plugin
         read_one = partial(_read_piece, spec.factory, params)
+        fresh: Entries = {}
         for piece, outcome in zip(wanted, map_bounded(read_one, wanted, timeout=READ_TIMEOUT), strict=True):
-            fresh[(piece.key, digests[piece.key])] = outcome
+            if isinstance(outcome.value, _Raised):
+                failure = PluginError(spec, f"read of piece {piece.key}", outcome.value.error, outcome.value.trace)
+                failures.append(failure)
+                uncached[piece.key] = str(failure)
+            elif isinstance(outcome.value, _Refused):
+                fresh[(piece.key, digests[piece.key])] = Outcome(error=outcome.value.reason)
+            elif outcome.ok:
+                fresh[(piece.key, digests[piece.key])] = outcome
+            else:  # a timeout or a worker that died: nothing certain about the piece
+                uncached[piece.key] = outcome.error or "failed"
             done += 1
             if progress is not None:
                 progress(done, total)
-        merged = {**cached, **fresh}
-        _save(folder, spec, params, corpus.name, [(p.key, digests[p.key]) for p in pieces], merged)
-        cached = merged
+        cached = {**cached, **fresh}
+        _save(folder, spec, params, corpus.name, [(p.key, digests[p.key]) for p in pieces], cached)
     readings: dict[str, Any] = {}
     skipped: list[Skipped] = []
     for piece in pieces:
-        outcome = cached[(piece.key, digests[piece.key])]
-        if outcome.ok:
-            readings[piece.key] = outcome.value
+        entry = cached.get((piece.key, digests[piece.key]))
+        if entry is not None and entry.ok:
+            readings[piece.key] = entry.value
         else:
-            skipped.append(Skipped(piece.key, outcome.error or "failed"))
+            reason = entry.error if entry is not None else uncached.get(piece.key)
+            skipped.append(Skipped(piece.key, reason or "failed"))
     splits = {
         name: [(piece.key, readings[piece.key]) for piece in members if piece.key in readings]
         for name, members in corpus.splits().items()
     }
-    return EncodedCorpus(corpus=corpus.name, encoder=spec.name, splits=splits, skipped=skipped)
+    return EncodedCorpus(corpus=corpus.name, encoder=spec.name, splits=splits, skipped=skipped, failures=failures)
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The encoder refused the piece (EncodeError): a fact about the piece, cached."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """The encoder raised something else: a fault in its code, reported with its traceback and never cached."""
+
+    error: str
+    trace: str
 
 
 def _read_piece(factory: Factory, params: dict[str, Any], piece: Piece) -> Any:
-    """One piece's reading, in a worker process (module level, so it pickles)."""
-    return _encoder(factory, params).read(piece)
+    """One piece's reading, or why not, in a worker process (module level, so it pickles)."""
+    try:
+        return _encoder(factory, params).read(piece)
+    except EncodeError as error:
+        return _Refused(error.reason)
+    except ItemTimeout:
+        raise  # call_bounded reports it
+    except Exception as error:  # noqa: BLE001 - any other exception is the plugin's fault: report it
+        return _Raised(reason_of(error), traceback.format_exc())
 
 
 _ENCODERS: dict[str, Any] = {}  # one encoder per worker process and parameter set
@@ -112,18 +159,71 @@ def _encoder(factory: Factory, params: dict[str, Any]) -> Any:
 
 
 def cache_key(spec: EncoderSpec, params: dict[str, Any]) -> str:
-    identity = {"format": FORMAT, "encoder": spec.name, "version": spec.version, "params": params}
+    """What a cached reading depends on: the encoder, its parameters, its plugin's release and its source."""
+    identity = {
+        "format": FORMAT,
+        "encoder": spec.name,
+        "version": spec.version,
+        "params": params,
+        "distribution": spec.origin.distribution,
+        "distribution_version": spec.origin.version,
+        "source": source_digest(spec.factory),
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def source_digest(factory: Factory) -> str:
+    """A digest of the encoder's source: its module, and the modules beside it when it is in a package.
+
+    Read from the files, not imported; "" when the source can't be found (a compiled module).
+    """
+    module_name = factory.partition(":")[0] if isinstance(factory, str) else getattr(factory, "__module__", "")
+    try:
+        module_spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):  # `__main__`, or a parent package that can't be imported
+        return ""
+    origin = Path(module_spec.origin) if module_spec is not None and module_spec.origin else None
+    if origin is None or origin.suffix != ".py" or not origin.is_file():
+        return ""
+    in_package = "." in module_name and (origin.parent / "__init__.py").is_file()
+    digest = hashlib.sha256()
+    for path in sorted(origin.parent.glob("*.py")) if in_package else [origin]:
+        digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cache_folder(workspace: Workspace, corpus: str, spec: EncoderSpec, params: dict[str, Any]) -> Path:
     return workspace.cache_dir / CACHE_FOLDER / corpus / f"{spec.name}-{cache_key(spec, params)}"
 
 
-def clear_cache(workspace: Workspace, corpus: str | None = None) -> None:
-    """Remove cached readings (of one corpus, or all)."""
-    root = workspace.cache_dir / CACHE_FOLDER
-    shutil.rmtree(root / corpus if corpus else root, ignore_errors=True)
+@dataclass(frozen=True)
+class Cleared:
+    """What `clear_cache` removed: cache entries (encoder readings and novelty indexes) and their size."""
+
+    entries: int
+    size_bytes: int
+
+
+def clear_cache(workspace: Workspace, corpus: str | None = None) -> Cleared:
+    """Remove cached readings and novelty indexes, of one corpus or of all; they are rebuilt when needed."""
+    if corpus is not None:
+        check_name(corpus, "corpus")  # it names a folder: never a path
+    encodings = workspace.cache_dir / CACHE_FOLDER
+    novelty = workspace.cache_dir / NOVELTY_FOLDER
+    corpora = [encodings / corpus] if corpus else sorted(p for p in encodings.glob("*") if p.is_dir())
+    targets = [entry for folder in corpora if folder.is_dir() for entry in sorted(folder.iterdir())]
+    index = re.compile(rf"{re.escape(corpus)}-[0-9a-f]{{16}}\.npz" if corpus else r".*\.npz")
+    targets += [p for p in sorted(novelty.glob("*.npz")) if index.fullmatch(p.name)]
+    size = sum(f.stat().st_size for t in targets for f in ([t] if t.is_file() else t.rglob("*")) if f.is_file())
+    for target in targets:
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+    for folder in corpora:
+        with contextlib.suppress(OSError):  # left when something else is writing into it
+            folder.rmdir()
+    return Cleared(entries=len(targets), size_bytes=size)
 
 
 Entries = dict[tuple[str, str], Outcome[Any]]  # (piece key, digest) -> reading or reason
@@ -170,13 +270,13 @@ def _save(
     order: Sequence[tuple[str, str]],
     outcomes: Entries,
 ) -> None:
-    """Write the entries of the pieces in `order` (pieces no longer in the corpus are dropped)."""
+    """Write the entries of the pieces in `order` that have one (pieces no longer in the corpus are dropped)."""
     entries = []
-    values = []
+    values: list[Any] = []
     for key, digest in order:
-        outcome = outcomes[(key, digest)]
-        if not outcome.ok and (outcome.error or "").startswith(_UNCACHED):
-            continue  # read it again next time
+        outcome = outcomes.get((key, digest))
+        if outcome is None:
+            continue  # not read this time (a fault, a timeout): read it again next time
         entries.append([key, digest, None if outcome.ok else outcome.error])
         if outcome.ok:
             values.append(outcome.value)

@@ -27,5 +27,10 @@ def register_corpora(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_runs(register: Callable[[Any], None]) -> None:
+    """Call `register(RunSpec(name, path, description))` for each trained run the plugin ships (read-only)."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to the `tui-composer` group, e.g. with `@cli.command()`."""
