@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from tui_composer.api import ModelSpec, Param, hookimpl
 
+PRECISIONS = ("float32", "mixed_float16")
+
 PARAMS = (
     Param(
         "embedding",
@@ -53,6 +55,14 @@ PARAMS = (
         bool,
         True,
         "Shuffle the order of the pieces before cutting the streams, differently each epoch.",
+    ),
+    Param(
+        "precision",
+        str,
+        "float32",
+        "Arithmetic of the layers: float32, or mixed_float16 (float16 maths, float32 weights, loss scaling) "
+        "for a GPU's tensor cores; single-device training only.",
+        choices=PRECISIONS,
     ),
     Param(
         "jit_compile",

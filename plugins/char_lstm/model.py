@@ -34,7 +34,7 @@ import tensorflow as tf
 from tui_composer_plugins.char_lstm import PARAMS
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest, TokenConstraint
-from tui_composer.distribute import scope_of, splits_batches
+from tui_composer.distribute import StrategyError, scope_of, splits_batches
 
 SERIAL_PACKAGE = "tui_composer_char_lstm"
 
@@ -206,21 +206,28 @@ _STACKED = {"return_sequences": True, "stateful": True}
 
 
 def build_network(params: Mapping[str, Any], data: DataSpec) -> keras.Model:
-    """The training network: fixed batch of `streams` rows (stateful layers need it), any length."""
+    """The training network: fixed batch of `streams` rows (stateful layers need it), any length.
+
+    With `precision=mixed_float16` every layer computes in float16 and keeps float32 weights; the
+    output activation (and so the loss) stays float32.
+    """
     streams = params["streams"]
     units = params["units"]
+    layer = {"dtype": params["precision"]}
     if data.kind == "tokens":
         x = inputs = keras.Input(batch_shape=(streams, None), dtype="int32", name="tokens")
-        first = TokenLSTM(units, vocabulary=data.size, embedding=params["embedding"], **_STACKED, name="lstm_1")
+        first = TokenLSTM(
+            units, vocabulary=data.size, embedding=params["embedding"], **_STACKED, **layer, name="lstm_1"
+        )
     else:
         inputs = keras.Input(batch_shape=(streams, None, data.size), dtype="float32", name="frames")
-        x = keras.layers.Dense(params["embedding"], name="projection")(inputs)
-        first = HoistedLSTM(units, **_STACKED, name="lstm_1")
+        x = keras.layers.Dense(params["embedding"], **layer, name="projection")(inputs)
+        first = HoistedLSTM(units, **_STACKED, **layer, name="lstm_1")
     for index in range(1, params["layers"] + 1):
-        lstm = first if index == 1 else HoistedLSTM(units, **_STACKED, name=f"lstm_{index}")
+        lstm = first if index == 1 else HoistedLSTM(units, **_STACKED, **layer, name=f"lstm_{index}")
         x = lstm(x)
-        x = keras.layers.Dropout(params["dropout"], name=f"dropout_{index}")(x)
-    x = keras.layers.TimeDistributed(keras.layers.Dense(data.size), name="output")(x)
+        x = keras.layers.Dropout(params["dropout"], **layer, name=f"dropout_{index}")(x)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(data.size, **layer), **layer, name="output")(x)
     activation = "softmax" if data.kind == "tokens" else "sigmoid"
     outputs = keras.layers.Activation(activation, dtype="float32", name=activation)(x)
     return keras.Model(inputs, outputs, name="char_lstm")
@@ -234,6 +241,9 @@ def compile_network(network: keras.Model, params: Mapping[str, Any], data: DataS
     else:
         loss = keras.losses.BinaryCrossentropy(reduction=reduction)
     optimizer = keras.optimizers.Adam(learning_rate=params["learning_rate"], clipnorm=params["clipnorm"] or None)
+    if params["precision"] == "mixed_float16":
+        # float16 gradients underflow to zero; the loss is scaled up and the gradients back down.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     network.compile(optimizer=optimizer, loss=loss, jit_compile=bool(params["jit_compile"]))
 
 
@@ -252,6 +262,12 @@ class CharLSTM(Model):
         network: keras.Model | None = None,
     ) -> None:
         super().__init__(with_defaults(params), data, strategy)
+        if self.params["precision"] != "float32" and splits_batches(strategy):
+            # The replicas' own training step (distributed.py) applies gradients without loss scaling.
+            raise StrategyError(
+                f"model 'char-lstm': precision={self.params['precision']} trains on one device only; "
+                "use --strategy single, or precision=float32 to train on several devices"
+            )
         # Issue 8's strategies build and compile inside their scope; None is the default device.
         with scope_of(strategy):
             if network is None:
