@@ -330,3 +330,49 @@ def test_the_cqt_option_hears_chords(tmp_path: Path) -> None:
     heard = [sorted(n.pitch for n in notes if abs(n.onset - 0.75 * i) < 0.05) for i in range(len(chords))]
     assert sum(len(set(h) & set(c)) for h, c in zip(heard, chords, strict=True)) >= 10  # of 12 notes
     assert sum(len(set(h) - set(c)) for h, c in zip(heard, chords, strict=True)) <= 3
+
+
+@needs_rendering
+def test_under_serve_export_delivers_the_files_to_the_browser(studio: Studio, tmp_path: Path) -> None:
+    import asyncio
+
+    from tui_composer.tui.app import ComposerApp
+    from tui_composer.tui.screens.samples import Sample, SamplesScreen
+
+    delivered: list[tuple[Path, str]] = []
+
+    class ServedApp(ComposerApp):
+        """The app as textual-serve runs it; the browser's download is the one part left out."""
+
+        CSS_PATH = str(Path(sys.modules[ComposerApp.__module__].__file__ or "").parent / "app.tcss")
+
+        @property
+        def is_web(self) -> bool:
+            return True
+
+        def deliver_binary(self, path_or_file: object, **options: object) -> str | None:  # type: ignore[override]
+            delivered.append((Path(str(path_or_file)), str(options["mime_type"])))
+            return "key"
+
+    write_midi(tmp_path / "001.mid", SCALE[:3])
+    (tmp_path / "001.abc").write_text("X:1\nL:1/8\nK:C\nCDE|\n")
+    sample = Sample(1, "one", "X:1\nL:1/8\nK:C\nCDE|\n", tmp_path / "001.abc", tmp_path / "001.mid", "")
+
+    async def export() -> None:
+        app = ServedApp(studio)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.switch_mode("samples")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, SamplesScreen)
+            screen._ask_export([sample], "sample 1")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+    asyncio.run(export())
+    assert delivered == [
+        (tmp_path / "001.abc", "text/vnd.abc"),
+        (tmp_path / "001.mid", "audio/midi"),
+        (tmp_path / "001.wav", "audio/wav"),  # rendered for the browser, and kept beside the MIDI
+    ]
+    assert len(wav_samples(tmp_path / "001.wav")[0]) == round(mido.MidiFile(tmp_path / "001.mid").length * 44_100)
