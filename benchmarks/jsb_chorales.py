@@ -150,7 +150,7 @@ def train_early_stopping(model, split, args, label: str, max_epochs: int, budget
 
 def score(model, split, args, row: Row, test_chains: int) -> None:
     """Test NLL with the full AIS settings, and accuracy with the threshold chosen on valid."""
-    from tui_composer_plugins.rbm.energy import gibbs_marginals
+    from tui_composer_plugins.energy.functions import gibbs_marginals
 
     nll = model.negative_log_likelihood(split["test"], test_chains, args.test_temperatures, seed=12345)
     row.cells["test NLL (nats/frame)"] = f"{nll.nats:.3f}"

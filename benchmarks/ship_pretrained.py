@@ -1,14 +1,15 @@
-"""Copy a trained run into tui_composer/pretrained/ as a read-only run that ships with the package.
+"""Copy a trained run into the char-lstm plugin's pretrained/ folder, as a read-only run it ships.
 
 Kept: config.json, encoder.json, status.json, metrics.jsonl and model.keras re-saved without the
 optimizer state (a third of the size); left out: checkpoints and samples. The shipped default was made
-with (see tui_composer/pretrained/oneills-default/README.md):
+with (see plugins/char_lstm/pretrained/oneills-default/README.md):
 
     tui-composer train --corpus oneills --encoder abc --model char-lstm \\
         --set learning_rate=0.003 --set learning_rate_decay=0.88 --epochs 14 --seed 1 --name oneills-default
     .venv/bin/python benchmarks/ship_pretrained.py oneills-default
 
 Run from the repository root: .venv/bin/python benchmarks/ship_pretrained.py RUN [--as NAME]
+A new name is listed once the plugin's `register_runs` hook registers it (plugins/char_lstm/__init__.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from tui_composer.training import quiet_tensorflow
 quiet_tensorflow()
 
 import keras  # noqa: E402
+from tui_composer_plugins.char_lstm import PRETRAINED  # noqa: E402
 
-from tui_composer.runs import BUNDLED_RUNS  # noqa: E402
 from tui_composer.studio import Studio  # noqa: E402
 
 KEPT = ("config.json", "encoder.json", "status.json", "metrics.jsonl")
@@ -37,7 +38,7 @@ def main() -> None:
     studio = Studio()
     run = studio.runs.get(args.run)
     studio.registry.models[run.config["model"]].model_class()  # registers the model's Keras classes
-    target = BUNDLED_RUNS / (args.name or run.name)
+    target = PRETRAINED / (args.name or run.name)
     target.mkdir(parents=True, exist_ok=True)
     for name in KEPT:
         shutil.copyfile(run.path / name, target / name)

@@ -14,8 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tui_composer.api import CorpusSpec, Piece, hookimpl
-from tui_composer.corpora import pieces_from
+from tui_composer.api import CorpusSpec, Piece, hookimpl, pieces_from
 
 DEFINITIONS = Path(__file__).parent
 

@@ -25,4 +25,5 @@ class Studio:
 
     @cached_property
     def runs(self) -> RunStore:
-        return RunStore(self.workspace)
+        # The read-only runs come from plugins (`register_runs`), as everything else a plugin adds.
+        return RunStore(self.workspace, shipped={name: spec.path for name, spec in self.registry.runs.items()})

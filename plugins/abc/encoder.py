@@ -76,7 +76,7 @@ def playable(text: str) -> str:
 
 def abc_score(text: str, name: str = "sample") -> Score:
     """A Score from ABC text; a garbled tail is dropped line by line until what is left parses with notes."""
-    from tui_composer.export import parse_abc
+    from tui_composer.api import parse_abc
 
     lines = playable(text).rstrip("\n").split("\n")
     header = next((i for i, line in enumerate(lines) if not _FIELD.match(line)), len(lines))
@@ -108,10 +108,13 @@ class AbcEncoder(TokenEncoder):
                 raise EncodeError(piece.key, "empty tune")
             self._check(text, piece)
         else:
-            from tui_composer.abc_writer import score_to_abc
-            from tui_composer.export import parse_piece
+            from tui_composer.api import check_lengths, parse_piece, piece_notes, score_notes, score_to_abc
 
-            text = self.normalise(score_to_abc(parse_piece(piece), title=piece.title))
+            if piece.format == "midi":
+                piece_notes(piece)  # the bounds on mido's notes, before music21 bars a note held for hours
+            score = parse_piece(piece)
+            check_lengths(score_notes(score), piece.key)
+            text = self.normalise(score_to_abc(score, title=piece.title))
         return list(text)
 
     def normalise(self, text: str) -> str:
@@ -119,15 +122,19 @@ class AbcEncoder(TokenEncoder):
 
     @staticmethod
     def _check(text: str, piece: Piece) -> None:
-        """A tune is kept only if music21 reads notes from it: what a model learns must play."""
-        from tui_composer.export import parse_abc
+        """A tune is kept only if music21 reads notes from it, within the bounds on lengths (tied notes
+        joined): what a model learns must play."""
+        from tui_composer.api import check_lengths, parse_abc, score_notes
 
         try:
-            score = parse_abc(text)
+            score = parse_abc(text, name=piece.key)
+        except EncodeError:
+            raise
         except Exception as error:  # noqa: BLE001 - music21 raises many kinds on bad ABC
             raise EncodeError(piece.key, f"music21 could not read it ({type(error).__name__}: {error})"[:300]) from None
         if not score.recurse().notes:
             raise EncodeError(piece.key, "no notes")
+        check_lengths(score_notes(score), piece.key)
 
     def text(self, ids: Iterable[int]) -> str:
         """Ids (with or without bos and eos) as text, up to the first eos; unknown ids are dropped."""
@@ -147,3 +154,21 @@ class AbcEncoder(TokenEncoder):
         from tui_composer_plugins.abc.grammar import AbcGrammar
 
         return AbcGrammar.for_vocabulary(self.fitted_vocabulary())
+
+    def encode_primer(self, text: str) -> np.ndarray:
+        """The primer's characters, continued as text (not read as a tune: it may stop anywhere), after an
+        `X:1` line when it has none, as every tune the model saw began with its X: line."""
+        vocabulary = self.fitted_vocabulary()
+        if not text.startswith("X:"):
+            text = "X:1\n" + text
+        unknown = sorted({c for c in text if vocabulary.id(c) == vocabulary.unk})
+        if unknown:
+            raise EncodeError(
+                "primer",
+                f"the primer holds characters the model never saw: {', '.join(repr(c) for c in unknown)}; "
+                "leave them out",
+            )
+        return np.asarray([vocabulary.id(c) for c in text], np.int32)
+
+    def symbols_text(self, array: np.ndarray) -> str:
+        return super().symbols_text(array) if self.vocabulary is None else self.text(array)

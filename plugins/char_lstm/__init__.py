@@ -7,8 +7,9 @@ TensorFlow) only when a run builds, trains or samples it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from tui_composer.api import ModelSpec, Param, hookimpl
+from tui_composer.api import ModelSpec, Param, RunSpec, hookimpl
 
 PRECISIONS = ("float32", "mixed_float16")
 
@@ -86,3 +87,18 @@ SPEC = ModelSpec(
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(SPEC)
+
+
+# Trained runs that ship with this plugin (package data), read-only: see pretrained/oneills-default/README.md.
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+@hookimpl
+def register_runs(register: Callable[[RunSpec], None]) -> None:
+    register(
+        RunSpec(
+            name="oneills-default",
+            path=PRETRAINED / "oneills-default",
+            description="char-lstm trained 15 minutes on O'Neill's tunes (abc encoder): samples right after install",
+        )
+    )

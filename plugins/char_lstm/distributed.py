@@ -23,8 +23,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tui_composer.api import EpochProgress, Evaluation
-from tui_composer.distribute import check_divisible, per_replica, per_replica_from, replica_count
+from tui_composer.api import (
+    EpochProgress,
+    Evaluation,
+    check_divisible,
+    per_replica,
+    per_replica_from,
+    replica_count,
+)
 
 if TYPE_CHECKING:
     from tui_composer_plugins.char_lstm.model import CharLSTM

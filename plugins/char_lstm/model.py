@@ -12,7 +12,9 @@ is shuffled across the stream axis (only the order of pieces, before cutting, ch
 Sampling does not call the Keras layers one character at a time: it reads their weights into one
 TensorFlow graph whose `tf.while_loop` runs the recurrent step for a whole batch of tunes, with the
 embedding folded into the first layer's input kernel. Constrained sampling (a `TokenConstraint`) runs
-the same step, compiled on its own, from a Python loop, since its masks come from Python.
+the same step, compiled on its own, under the core decoder (`tui_composer.decoding`), since its masks
+come from Python; the fused loop draws the decoder's noise in the decoder's order, so both give the same
+samples for the same request.
 """
 
 from __future__ import annotations
@@ -33,8 +35,23 @@ import numpy as np
 import tensorflow as tf
 from tui_composer_plugins.char_lstm import PARAMS
 
-from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest, TokenConstraint
-from tui_composer.distribute import StrategyError, scope_of, splits_batches
+from tui_composer.api import (
+    DataSpec,
+    DecodingStep,
+    EpochProgress,
+    Evaluation,
+    Model,
+    SampleRequest,
+    StepContext,
+    StrategyError,
+    checked_primer,
+    decode,
+    frame_noise,
+    scope_of,
+    splits_batches,
+    temperature_of,
+    token_noise,
+)
 
 SERIAL_PACKAGE = "tui_composer_char_lstm"
 
@@ -375,12 +392,21 @@ class CharLSTM(Model):
 
     # --- sampling -----------------------------------------------------------------------------------------
 
-    def sample(self, request: SampleRequest) -> list[np.ndarray]:
+    def sampler(self) -> _Sampler:
+        """The compiled sampler over the current weights (rebuilt after training changes them)."""
         if self._sampler is None:
             self._sampler = _Sampler(self.network, self.data)
+        return self._sampler
+
+    def decoding_step(self) -> DecodingStep:
+        return _CharLSTMStep(self.sampler())
+
+    def sample(self, request: SampleRequest) -> list[np.ndarray]:
+        """Constrained token sampling runs the core decoder over the compiled step; everything else the
+        fused loop, which draws the decoder's noise in the decoder's order and so gives the same samples."""
         if request.constraint is not None and self.data.kind == "tokens":
-            return self._sampler.constrained(request, request.constraint)
-        return self._sampler.run(request)
+            return decode(self.decoding_step(), request, self.data, model="char-lstm")
+        return self.sampler().run(request)
 
 
 # --- the sampler -------------------------------------------------------------------------------------------
@@ -388,6 +414,7 @@ class CharLSTM(Model):
 
 FEW_TUNES = 8  # up to this many tunes, the sampler's step runs the layers' matmuls apart (`_step_graph`)
 WARM_UP_LENGTH = 2000  # steps a sampler's warm-up tune may take (it ends at its end-of-tune, far sooner)
+NOISE_CHUNK = 64  # steps of noise the fused loop takes per call: bounds its noise to 64 x n x vocabulary
 
 
 def _gates_last(matrix: np.ndarray, units: int) -> np.ndarray:
@@ -403,14 +430,44 @@ def _token_embeddings(network: keras.Model, first: keras.layers.LSTM) -> np.ndar
     return network.get_layer("embedding").embeddings.numpy()
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """The sampler's state for the rows of a batch: the next step's logits and every layer's h, then c."""
+
+    logits: Any  # [rows, size]
+    packed: Any  # [rows, 2 * sum(units)]
+
+
+class _CharLSTMStep(DecodingStep):
+    """The compiled LSTM step, for the core decoder."""
+
+    def __init__(self, sampler: _Sampler) -> None:
+        self.sampler = sampler
+
+    def prime(self, primer: np.ndarray, n: int) -> _Batch:
+        return self.sampler.prime(primer, n)
+
+    def scores(self, state: _Batch, context: StepContext) -> np.ndarray:
+        return state.logits.numpy()
+
+    def advance(self, state: _Batch, chosen: np.ndarray) -> _Batch:
+        x = tf.constant(chosen.astype(np.int32 if self.sampler.data.kind == "tokens" else np.float32))
+        logits, packed = self.sampler.packed_step(len(chosen))(x, state.packed)
+        return _Batch(logits, packed)
+
+    def select(self, state: _Batch, rows: np.ndarray) -> _Batch:
+        return _Batch(tf.gather(state.logits, rows), tf.gather(state.packed, rows))
+
+
 class _Sampler:
     """The network's weights in one TensorFlow graph: an LSTM step for a batch of tunes, in a loop.
 
     An upper layer multiplies [input, h] by its stacked kernels (gates reordered so that one sigmoid
     covers three of them; a few tunes take the two halves apart, see `_step_graph`); the first layer's
     input side is a table: the embedding (or input projection) times the input kernel, computed once.
-    The loop runs as a `tf.while_loop` in a `tf.function` (on CPU, XLA for the whole loop measured
-    several times slower; only the gates' arithmetic is XLA-compiled, for a batch).
+    The fused loop runs as a `tf.while_loop` in a `tf.function` (on CPU, XLA for the whole loop measured
+    several times slower; only the gates' arithmetic is XLA-compiled, for a batch). It draws what the
+    core decoder would draw: the decoder's noise, from the request's generator, in the decoder's order.
     """
 
     def __init__(self, network: keras.Model, data: DataSpec) -> None:
@@ -443,25 +500,23 @@ class _Sampler:
         self.out_bias = tf.constant(dense.bias.numpy())
         # The end-of-tune id where the encoding has one: a tune ends there, and the warm-up ends there.
         self.eos = data.eos if data.kind == "tokens" else None
+        banned = np.zeros(data.size, bool)
+        if data.kind == "tokens" and data.bos is not None:
+            banned[data.bos] = True  # a tune never restarts inside itself (the decoder bans it too)
+        self.banned = tf.constant(banned)
         if data.kind == "tokens":
-            banned = np.zeros(data.size, bool)
-            if data.bos is not None:
-                banned[data.bos] = True  # a tune never restarts inside itself
-            self.banned_ids = banned
-            self.ban_bias = tf.constant(np.where(banned, -np.inf, 0.0).astype(np.float32))
             input_spec = tf.TensorSpec([None], tf.int32)
         else:
             input_spec = tf.TensorSpec([None, data.size], tf.float32)
+        logits_spec = tf.TensorSpec([None, data.size], tf.float32)
         packed_state_spec = tf.TensorSpec([None, 2 * sum(self.units)], tf.float32)
         signature = [
-            input_spec,  # start: one input per tune
-            packed_state_spec,  # the state each tune starts from (every layer's h, then c)
-            input_spec,  # primer (padded with one unused item, so it is never empty)
-            tf.TensorSpec([], tf.int32),  # primer length
-            tf.TensorSpec([], tf.int32),  # max length
-            tf.TensorSpec([], tf.int64),  # seed
+            logits_spec,  # the first free step's logits, one row per tune
+            packed_state_spec,  # the state they came with (every layer's h, then c)
+            tf.TensorSpec([None, None, data.size], tf.float32),  # the decoder's noise: steps x tunes x size
             tf.TensorSpec([], tf.float32),  # temperature
             tf.TensorSpec([], tf.int32),  # top k
+            tf.TensorSpec([None], tf.bool),  # the tunes that ended already
         ]
         # Four graphs, each traced on first use: the top-k filter costs a sort per step, so it is only in
         # the graphs that use it; and few tunes run the layers' matmuls apart (see `_step_graph`).
@@ -472,10 +527,12 @@ class _Sampler:
             for filtered in (False, True)
             for few in (False, True)
         }
-        # The constrained loop calls a step from Python a thousand times: one state tensor (every layer's
-        # h then c) and a concrete function halve TensorFlow's per-call overhead. Traced on first use.
+        # The primer goes through the step for one tune; every tune of the batch starts from its state.
+        self._force = tf.function(self._force_graph, input_signature=[input_spec, packed_state_spec])
+        # The core decoder calls a step from Python a thousand times: one state tensor (every layer's h
+        # then c) and a concrete function halve TensorFlow's per-call overhead. Traced on first use.
         self._packed_spec = [input_spec, packed_state_spec]
-        self._packed: Any = None
+        self._packed: dict[bool, Any] = {}
         # The cell's elementwise ops fused by XLA (only those: XLA's CPU matmuls are slower than oneDNN's).
         self._fused_cell = tf.function(self._cell, jit_compile=True, reduce_retracing=True)
         self._warm: Any = None  # the start state, after a warm-up tune: see `start_state`
@@ -497,7 +554,7 @@ class _Sampler:
         second matmul does not wait for the layers below, so TensorFlow runs it beside them (one tune:
         1.4x faster). For a batch, one matmul of the two stacked is faster, and with `fuse` the gates'
         elementwise ops, which then cost more than the matmuls, run as one XLA-compiled kernel. Only
-        where the batch keeps its size: XLA compiles once per shape, and the constrained loop's batch
+        where the batch keeps its size: XLA compiles once per shape, and the core decoder's batch
         shrinks as tunes end.
         """
         if self.data.kind == "tokens":
@@ -525,90 +582,97 @@ class _Sampler:
         logits, hs, cs = self._step_graph(x, parts[:layers], parts[layers:], few, fuse)
         return logits, tf.concat(hs + cs, axis=1)
 
-    def packed_step(self) -> Any:
-        """The compiled packed step, traced once per sampler."""
-        if self._packed is None:
-            self._packed = tf.function(self._packed_step_graph, input_signature=self._packed_spec)
-            self._packed = self._packed.get_concrete_function()
-        return self._packed
+    def packed_step(self, rows: int = FEW_TUNES + 1) -> Any:
+        """The compiled packed step for a batch of `rows` tunes, traced once per form and sampler."""
+        few = rows <= FEW_TUNES
+        if few not in self._packed:
+            function = tf.function(partial(self._packed_step_graph, few=few), input_signature=self._packed_spec)
+            self._packed[few] = function.get_concrete_function()
+        return self._packed[few]
 
-    def _draw(self, logits: Any, seed: Any, t: Any, temperature: Any, top_k: Any, filtered: bool) -> Any:
-        """The next ids (tokens) or frames for a batch, from the output logits at step t."""
-        k = tf.minimum(tf.maximum(top_k, 1), self.data.size)
-        step_seed = tf.stack([seed, tf.cast(t, tf.int64)])
-        if self.data.kind == "tokens":
-            logits = logits / temperature + self.ban_bias
-            if filtered:
-                kth = tf.math.top_k(logits, k).values[:, -1:]
-                logits = tf.where(logits < kth, tf.constant(-np.inf, tf.float32), logits)
-            return tf.random.stateless_categorical(logits, 1, seed=step_seed, dtype=tf.int32)[:, 0]
-        # Frames: an independent Bernoulli per feature; top-k keeps the k likeliest features on.
-        probabilities = tf.sigmoid(logits / temperature)
-        if filtered:
-            kth = tf.math.top_k(probabilities, k).values[:, -1:]
-            probabilities = tf.where(probabilities < kth, 0.0, probabilities)
-        uniform = tf.random.stateless_uniform(tf.shape(probabilities), seed=step_seed)
-        return tf.cast(uniform < probabilities, tf.float32)
+    def _force_graph(self, inputs: Any, state: Any) -> tuple[Any, Any]:
+        """Teacher forcing: the inputs [steps(, F)] through the step for one tune -> last logits, state."""
+
+        def body(t: Any, logits: Any, state: Any) -> tuple[Any, Any, Any]:
+            logits, state = self._packed_step_graph(inputs[t : t + 1], state, few=True)
+            return t + 1, logits, state
+
+        initial = (tf.constant(0), tf.zeros([tf.shape(state)[0], self.data.size]), state)
+        _, logits, state = tf.while_loop(lambda t, *_: t < tf.shape(inputs)[0], body, initial)
+        return logits, state
 
     def _loop_graph(
         self,
-        start: Any,
-        start_state: Any,
-        primer: Any,
-        primer_length: Any,
-        max_length: Any,
-        seed: Any,
+        logits: Any,
+        state: Any,
+        noise: Any,
         temperature: Any,
         top_k: Any,
+        done: Any,
         *,
         filtered: bool,
         few: bool,
-    ) -> tuple[Any, Any, Any]:
-        n = tf.shape(start)[0]
+    ) -> tuple[Any, Any, Any, Any]:
+        """The fused loop over `len(noise)` steps: the decoder's draw (tokens.decoding), then the step.
+
+        The same arithmetic as `tui_composer.decoding` in the same order, on the same noise: scores / T,
+        bos banned, top-k by the k-th largest value (tokens) or the k largest features (frames), then
+        Gumbel-max (tokens) or noise < scores (frames). A finished tune only pads with eos.
+        """
+        steps = tf.shape(noise)[0]
+        tokens = self.data.kind == "tokens"
         eos = self.eos
-        written = tf.TensorArray(start.dtype, size=max_length, element_shape=start.shape)
+        k = tf.minimum(tf.maximum(top_k, 1), self.data.size)
+        written = tf.TensorArray(tf.int32 if tokens else tf.float32, size=steps)
 
         # One packed state tensor, not a tensor per layer: every loop variable costs control-flow ops
         # at every step, and one tune is limited by such per-op costs, not by arithmetic.
-        def body(t: Any, x: Any, state: Any, written: Any, done: Any) -> tuple[Any, ...]:
+        def body(t: Any, logits: Any, state: Any, written: Any, done: Any) -> tuple[Any, ...]:
+            scaled = logits / temperature
+            if tokens:
+                scaled = tf.where(self.banned, tf.constant(-np.inf, tf.float32), scaled)
+                if filtered:
+                    kth = tf.math.top_k(scaled, k).values[:, -1:]
+                    scaled = tf.where(scaled < kth, tf.constant(-np.inf, tf.float32), scaled)
+                x = tf.argmax(scaled + noise[t], axis=1, output_type=tf.int32)
+                if eos is not None:
+                    x = tf.where(done, eos, x)  # a finished tune only pads
+                    done = done | tf.equal(x, eos)
+            else:
+                on = noise[t] < scaled
+                if filtered:
+                    likeliest = tf.math.top_k(scaled, k).indices
+                    on &= tf.reduce_any(tf.one_hot(likeliest, self.data.size, True, False, dtype=tf.bool), axis=1)
+                x = tf.cast(on, tf.float32)
             logits, state = self._packed_step_graph(x, state, few, fuse=not few)
-            drawn = self._draw(logits, seed, t, temperature, top_k, filtered)
-            forced = tf.broadcast_to(primer[tf.minimum(t, primer_length - 1)], tf.shape(drawn))
-            nxt = tf.where(t < primer_length, forced, drawn)
-            if eos is not None:
-                nxt = tf.where(done, eos, nxt)  # a finished tune only pads
-                done = done | tf.equal(nxt, eos)
-            return t + 1, nxt, state, written.write(t, nxt), done
+            return t + 1, logits, state, written.write(t, x), done
 
-        def cond(t: Any, x: Any, state: Any, written: Any, done: Any) -> Any:
-            return (t < max_length) & ~tf.reduce_all(done)
+        def cond(t: Any, logits: Any, state: Any, written: Any, done: Any) -> Any:
+            return (t < steps) & ~tf.reduce_all(done)
 
-        initial = (tf.constant(0), start, start_state, written, tf.zeros([n], tf.bool))
-        t, _, state, written, _ = tf.while_loop(cond, body, initial)
-        return written.stack()[:t], t, state
+        t, logits, state, written, done = tf.while_loop(cond, body, (tf.constant(0), logits, state, written, done))
+        return written.stack()[:t], logits, state, done
 
     # --- entry points ----------------------------------------------------------------------------------
 
-    def _start(self, n: int) -> np.ndarray:
+    def _inputs(self, primer: np.ndarray) -> np.ndarray:
+        """What the step reads before the first free step: the tune's start, then the primer."""
         if self.data.kind == "frames":
-            return np.zeros((n, self.data.size), np.float32)  # silence before the first frame
+            return np.concatenate([np.zeros((1, self.data.size), np.float32), primer.astype(np.float32)])
         # In the training stream a tune follows bos, or the previous tune's eos.
         start = self.data.bos if self.data.bos is not None else (self.data.eos or 0)
-        return np.full(n, start, np.int32)
+        return np.concatenate([[start], primer]).astype(np.int32)
 
-    def _primer(self, request: SampleRequest) -> np.ndarray:
-        dtype = np.int32 if self.data.kind == "tokens" else np.float32
-        if request.primer is None:
-            primer = np.zeros((0, *self._start(1).shape[1:]), dtype)
-        else:
-            primer = np.asarray(request.primer, dtype)
-        expected = 1 if self.data.kind == "tokens" else 2
-        if primer.ndim != expected or (expected == 2 and primer.shape[1] != self.data.size):
-            raise ValueError(f"primer of shape {primer.shape} does not fit this model's {self.data.kind}")
-        return primer
+    def _primed(self, primer: np.ndarray, n: int, state: Any) -> _Batch:
+        logits, packed = self._force(tf.constant(self._inputs(primer)), state)
+        return _Batch(tf.tile(logits, [n, 1]), tf.tile(packed, [n, 1]))
 
-    def start_state(self, n: int) -> Any:
-        """The packed state n tunes start from: where the network is after a tune of its own.
+    def prime(self, primer: np.ndarray, n: int) -> _Batch:
+        """n tunes after their start and the primer, from the warm start state (see `start_state`)."""
+        return self._primed(primer, n, self.start_state())
+
+    def start_state(self) -> Any:
+        """The packed state every tune starts from: where the network is after a tune of its own.
 
         Training streams are contiguous, so the network only meets a tune's start after the end of the
         tune before; from a zero state it writes a garbled first line (a model trained on `oneills` put
@@ -617,128 +681,51 @@ class _Sampler:
         Encodings without an end-of-tune start from zero.
         """
         if self._warm is None:
-            self._warm = tf.zeros([1, 2 * sum(self.units)])
+            zero = tf.zeros([1, 2 * sum(self.units)])
+            self._warm = zero
             if self.eos is not None:
-                _, _, state = self._call_loop(SampleRequest(n=1, max_length=WARM_UP_LENGTH, seed=0), self._warm)
-                _, self._warm = self.packed_step()(tf.constant([self.eos], tf.int32), state)
-        return tf.tile(self._warm, [n, 1])
+                _, batch, ended = self._free(self._primed(np.zeros(0, np.int32), 1, zero), WARM_UP_LENGTH, 0, 1.0, 0)
+                packed = batch.packed
+                if not ended.all():  # it ran out of length: end it here
+                    _, packed = self.packed_step(1)(tf.constant([self.eos], tf.int32), packed)
+                self._warm = packed  # the loop fed the tune's end-of-tune already
+        return self._warm
 
-    def _call_loop(self, request: SampleRequest, start_state: Any) -> tuple[Any, Any, Any]:
-        primer = self._primer(request)
-        padded = np.concatenate([primer, np.zeros((1, *primer.shape[1:]), primer.dtype)])
-        return self._loops[request.top_k > 0, request.n <= FEW_TUNES](
-            tf.constant(self._start(request.n)),
-            start_state,
-            tf.constant(padded),
-            tf.constant(len(primer), tf.int32),
-            tf.constant(max(request.max_length, len(primer)), tf.int32),
-            tf.constant(request.seed, tf.int64),
-            tf.constant(max(request.temperature, 1e-4), tf.float32),
-            tf.constant(request.top_k, tf.int32),
-        )
+    def _free(
+        self, batch: _Batch, steps: int, seed: int, temperature: float, top_k: int
+    ) -> tuple[np.ndarray, _Batch, np.ndarray]:
+        """Up to `steps` free steps for the batch: written [steps', n(, F)], the state after, which ended."""
+        n = int(batch.logits.shape[0])
+        rng = np.random.default_rng(seed)
+        noise_of = token_noise if self.data.kind == "tokens" else frame_noise
+        loop = self._loops[top_k > 0, n <= FEW_TUNES]
+        done = tf.zeros([n], tf.bool)
+        pieces = []
+        logits, packed = batch.logits, batch.packed
+        for first in range(0, steps, NOISE_CHUNK):
+            noise = noise_of(rng, (min(NOISE_CHUNK, steps - first), n, self.data.size))
+            written, logits, packed, done = loop(logits, packed, tf.constant(noise), temperature, top_k, done)
+            pieces.append(written.numpy())
+            if self.eos is not None and bool(tf.reduce_all(done)):
+                break
+        empty = np.zeros((0, n, *([self.data.size] if self.data.kind == "frames" else [])))
+        written = np.concatenate(pieces) if pieces else empty
+        return written, _Batch(logits, packed), done.numpy()
 
     def run(self, request: SampleRequest) -> list[np.ndarray]:
-        """`request.n` tunes in one batch through the compiled loop."""
-        written, _, _ = self._call_loop(request, self.start_state(request.n))
-        written = np.swapaxes(written.numpy(), 0, 1)  # (n, steps[, features])
+        """`request.n` tunes in one batch through the fused loop; the same samples as `decode` gives."""
+        primer = checked_primer(request.primer, self.data, "char-lstm")
+        steps = max(request.max_length, len(primer)) - len(primer)
+        batch = self.prime(primer, request.n)
+        temperature = float(temperature_of(request))
+        written, _, _ = self._free(batch, steps, request.seed, temperature, int(request.top_k))
+        tunes = np.swapaxes(written, 0, 1)  # (n, steps[, features])
         if self.data.kind == "frames":
-            return [tune.astype(np.uint8) for tune in written]
-        return [self._until_eos(tune) for tune in written]
+            return [np.concatenate([primer, tune.astype(np.uint8)]) for tune in tunes]
+        return [self._until_eos(np.concatenate([primer, tune.astype(np.int32)])) for tune in tunes]
 
     def _until_eos(self, tune: np.ndarray) -> np.ndarray:
         if self.eos is None:
             return tune
         ends = np.flatnonzero(tune == self.eos)
         return tune[: ends[0]] if len(ends) else tune
-
-    def constrained(self, request: SampleRequest, constraint: TokenConstraint) -> list[np.ndarray]:
-        """Token sampling where the constraint masks each step: the compiled step in a Python loop.
-
-        Only the unfinished tunes go through the step, and each step draws for all of them at once
-        (Gumbel-max). Without a top-k filter, a constraint that can check one token (`allows(state,
-        token)`, as the `abc` grammar can) lets a tune draw from its unmasked distribution first and keep
-        the token when allowed; a refused draw is drawn again from the masked distribution. That is the
-        masked distribution exactly (a refusal leaves the allowed tokens in proportion), and most steps
-        need no mask.
-        """
-        primer = self._primer(request)
-        rng = np.random.default_rng(request.seed)
-        n = request.n
-        step = self.packed_step()
-        state = self.start_state(n)
-        x = self._start(n)
-        states = [constraint.start() for _ in range(n)]
-        tunes: list[list[int]] = [[] for _ in range(n)]
-        active = np.arange(n)  # the tunes still being written: rows of the batch
-        eos = self.data.eos
-        allows = getattr(constraint, "allows", None) if request.top_k <= 0 else None
-        for t in range(max(request.max_length, len(primer))):
-            logits, state = step(tf.constant(x), state)
-            if t < len(primer):
-                nxt = np.full(len(active), primer[t], np.int32)
-            else:
-                current = [states[i] for i in active]
-                nxt = self._constrained_draws(logits.numpy(), current, constraint, allows, request, rng)
-            ended = np.zeros(len(active), bool)
-            for row, i in enumerate(active.tolist()):
-                token = int(nxt[row])
-                if token == eos:
-                    ended[row] = True
-                    continue
-                tunes[i].append(token)
-                states[i] = constraint.advance(states[i], token)
-            if ended.any():
-                if ended.all():
-                    break
-                # A finished tune leaves the batch: its rows of the states go, the others carry on.
-                keep = np.flatnonzero(~ended)
-                active, nxt = active[keep], nxt[keep]
-                state = tf.gather(state, keep)
-            x = nxt
-        return [np.asarray(tune, np.int32) for tune in tunes]
-
-    def _constrained_draws(
-        self,
-        logits: np.ndarray,
-        states: list[Any],
-        constraint: TokenConstraint,
-        allows: Any,
-        request: SampleRequest,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """The next token of every row of the batch, each allowed by the constraint in its state."""
-        scaled = logits / max(request.temperature, 1e-4)
-        scaled[:, self.banned_ids] = -np.inf
-        chosen = np.empty(len(states), np.int32)
-        if allows is None:
-            refused = np.arange(len(states))
-        else:
-            chosen[:] = _gumbel_max(scaled, rng)
-            refused = np.asarray([row for row, state in enumerate(states) if not allows(state, int(chosen[row]))], int)
-        if len(refused):
-            masks = np.stack([np.asarray(constraint.allowed(states[row]), bool) for row in refused])
-            masks &= ~self.banned_ids
-            masked = np.where(masks, scaled[refused], -np.inf)
-            if request.top_k > 0:
-                size = masked.shape[1]
-                kth = np.partition(masked, size - min(request.top_k, size), axis=1)[
-                    :, [size - min(request.top_k, size)]
-                ]
-                masked = np.where(masked < kth, -np.inf, masked)
-            drawn = _gumbel_max(masked, rng)
-            # Nothing can follow: end the tune if the vocabulary has an end, else take the likeliest.
-            stuck = ~masks.any(axis=1)
-            if stuck.any():
-                fallback = (
-                    np.full(len(refused), self.data.eos)
-                    if self.data.eos is not None
-                    else np.argmax(logits[refused], axis=1)
-                )
-                drawn = np.where(stuck, fallback, drawn)
-            chosen[refused] = drawn
-        return chosen
-
-
-def _gumbel_max(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row from softmax(scores), rows at once: the argmax of the scores plus Gumbel noise."""
-    return np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)

@@ -1,4 +1,4 @@
-"""Energy-based building blocks shared by the `rbm` and `rnn-rbm` models (TensorFlow).
+"""Energy functions shared by the `rbm` and `rnn-rbm` models (TensorFlow): free energy, Gibbs, CD, AIS.
 
 A binary RBM over visible units v and hidden units h has energy E(v, h) = -v·b - h·c - v·W·h. Summing out
 h gives the free energy F(v) = -v·b - Σ_j softplus(c_j + v·W_j), with p(v) = exp(-F(v)) / Z.

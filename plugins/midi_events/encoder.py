@@ -14,8 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tui_composer.api import EncodeError, Piece, TokenEncoder
-from tui_composer.notes import DEFAULT_VELOCITY, GridNote, midi_notes, notes_to_midi, piece_notes, quantise
+from tui_composer.api import (
+    DEFAULT_VELOCITY,
+    EncodeError,
+    GridNote,
+    Piece,
+    TokenEncoder,
+    check_lengths,
+    midi_notes,
+    notes_to_midi,
+    piece_notes,
+    quantise,
+)
 
 if TYPE_CHECKING:
     import mido
@@ -110,8 +120,10 @@ class MidiEventEncoder(TokenEncoder):
         return sorted(played)
 
     def midi_events(self, midi: mido.MidiFile, name: str = "MIDI file") -> list[str]:
-        """The tokens of a mido MidiFile (drums left out)."""
-        return self.events(self._velocities(quantise(midi_notes(midi, name), self.steps_per_quarter)))
+        """The tokens of a mido MidiFile (drums left out); EncodeError past the bounds of tui_composer.notes."""
+        notes = midi_notes(midi, name)
+        check_lengths(notes, name)
+        return self.events(self._velocities(quantise(notes, self.steps_per_quarter, name)))
 
     def _velocities(self, notes: list[GridNote]) -> list[GridNote]:
         if self.velocity_bins:
@@ -127,7 +139,7 @@ class MidiEventEncoder(TokenEncoder):
     # --- the encoder lifecycle -------------------------------------------------------------------------
 
     def read(self, piece: Piece) -> list[str]:
-        notes = self._velocities(quantise(piece_notes(piece), self.steps_per_quarter))
+        notes = self._velocities(quantise(piece_notes(piece), self.steps_per_quarter, piece.key))
         if not notes:
             raise EncodeError(piece.key, "no notes")
         return self.events(notes)
@@ -138,7 +150,7 @@ class MidiEventEncoder(TokenEncoder):
         return vocabulary.decode(i for i in ids if int(i) != vocabulary.bos)
 
     def decode(self, array: np.ndarray) -> Score:
-        from tui_composer.notes import midi_to_score
+        from tui_composer.api import midi_to_score
 
         midi = self.to_midi(self.tokens(np.asarray(array).ravel()))
         return midi_to_score(midi, self.steps_per_quarter)

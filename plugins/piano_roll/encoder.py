@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tui_composer.api import DataSpec, EncodeError, Encoder, Piece
-from tui_composer.notes import GridNote, notes_to_score, piece_notes, quantise, score_notes
+from tui_composer.api import (
+    DataSpec,
+    EncodeError,
+    Encoder,
+    GridNote,
+    Piece,
+    check_steps,
+    notes_to_score,
+    piece_notes,
+    quantise,
+    score_notes,
+)
 
 if TYPE_CHECKING:
     from music21.stream import Score
-
-MAX_FRAMES = 200_000  # about two hours at 120 bpm on a sixteenth grid: longer is surely a broken file
 
 
 class PianoRollEncoder(Encoder):
@@ -43,19 +51,20 @@ class PianoRollEncoder(Encoder):
     # --- reading ---------------------------------------------------------------------------------------
 
     def read(self, piece: Piece) -> np.ndarray:
-        notes = quantise(piece_notes(piece), self.steps_per_quarter)
+        notes = quantise(piece_notes(piece), self.steps_per_quarter, piece.key)
         kept = [n for n in notes if self.low <= n.pitch <= self.high]
         if not kept:
             raise EncodeError(piece.key, f"no notes between MIDI pitches {self.low} and {self.high}")
-        return self.roll(kept, self.low, self.high, piece.key)
+        return self.roll(kept, self.low, self.high, piece.key, steps_per_quarter=self.steps_per_quarter)
 
     @staticmethod
-    def roll(notes: Sequence[GridNote], low: int, high: int, name: str = "piece") -> np.ndarray:
-        """Grid notes as frames: columns [play low..high, onset low..high]."""
+    def roll(
+        notes: Sequence[GridNote], low: int, high: int, name: str = "piece", *, steps_per_quarter: int = 4
+    ) -> np.ndarray:
+        """Grid notes as frames: columns [play low..high, onset low..high]; at most MAX_PIECE_STEPS frames."""
         width = high - low + 1
         length = max(n.end for n in notes)
-        if length > MAX_FRAMES:
-            raise EncodeError(name, f"{length} frames is too long (at most {MAX_FRAMES})")
+        check_steps(length, steps_per_quarter, name)
         frames = np.zeros((length, 2 * width), dtype=np.uint8)
         for n in notes:
             column = n.pitch - low
@@ -124,7 +133,7 @@ class PianoRollEncoder(Encoder):
         notes = [n for n in quantise(score_notes(score), self.steps_per_quarter) if self.low <= n.pitch <= self.high]
         if not notes:
             raise EncodeError("score", "no notes in range")
-        return self.encode(self.roll(notes, self.low, self.high))
+        return self.encode(self.roll(notes, self.low, self.high, steps_per_quarter=self.steps_per_quarter))
 
     def data_spec(self) -> DataSpec:
         return DataSpec(kind="frames", size=2 * self.pitches)

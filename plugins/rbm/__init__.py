@@ -8,20 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tui_composer.api import ModelSpec, Param, hookimpl
+from tui_composer_plugins.energy import LIKELIHOOD_PARAMS
 
-# How both energy models estimate the likelihood of frames (rnn-rbm shares these).
-LIKELIHOOD_PARAMS = (
-    Param("ais_chains", int, 2, "AIS chains per frame when evaluating frames (likelihood).", min=1, max=100000),
-    Param("ais_temperatures", int, 500, "AIS inverse temperatures when evaluating frames.", min=3, max=1000000),
-    Param(
-        "eval_frames",
-        int,
-        1000,
-        "Frames whose likelihood AIS estimates at each evaluation, evenly spread over the split (0: all).",
-        min=0,
-    ),
-)
+from tui_composer.api import ModelSpec, Param, hookimpl
 
 PARAMS = (
     Param("window", int, 15, "Consecutive steps (frames or tokens) in one visible vector.", min=1, max=256),

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
-from tui_composer_plugins.rbm.energy import cd_loss, fold, gibbs, reconstruction_error
+from tui_composer_plugins.energy.functions import cd_loss, fold, gibbs, reconstruction_error
 
-from tui_composer.distribute import StrategyError, check_divisible, per_replica, replica_count
+from tui_composer.api import StrategyError, check_divisible, per_replica, replica_count
 
 if TYPE_CHECKING:
     from tui_composer_plugins.rbm.model import RBM

@@ -4,11 +4,14 @@ Training: CD-k (or persistent CD) on every window of every sequence; each sequen
 with W - 1 steps of silence (frames) or begin-of-tune tokens, so windows that start a tune are learned
 too and sampling can start from them.
 
-Sampling writes a whole tune, not one window: each new window keeps its first W - hop steps clamped to
-what was already written and Gibbs-samples the last `hop` steps (`sample_hop`, default 1), starting from
-zeros, noise, or after a primer. At temperature T both conditionals use input / T (p ∝ exp(-E / T)).
-In token mode each step is one softmax group, so every step is exactly one token; `top_k` filters each
-group. `SampleRequest.constraint` is ignored by this model (the whole loop runs compiled).
+Sampling writes a whole tune, not one window, through the core decoder (`tui_composer.decoding`): each
+new window keeps its first W - hop steps clamped to what was already written and Gibbs-samples the last
+`hop` steps (`sample_hop`, default 1), starting from zeros or noise, after an optional primer. The chain
+runs `gibbs_steps` - 1 full Gibbs steps and a last hidden draw; the decoder makes the last visible draw,
+one step at a time, from the logits that hidden sample gives (given h the window's steps are
+independent). At temperature T both conditionals use input / T (p ∝ exp(-E / T)). In token mode each
+step is one softmax group, so every step is exactly one token; the decoder's top-k filters it, and a
+`SampleRequest.constraint` masks it (then every visible draw of the chain, and the hop is 1).
 
 Evaluation scores each step by its conditional under the window RBM, -log p(x_t | the W - 1 steps
 before it): exact for tokens (one softmax group: V states), estimated by annealed importance sampling for
@@ -19,15 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import partial
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tui_composer_plugins.rbm import PARAMS
-from tui_composer_plugins.rbm.energy import (
+from tui_composer_plugins.energy.functions import (
     NegativeLogLikelihood,
     VisibleUnits,
     ais_log_partition,
@@ -40,9 +41,19 @@ from tui_composer_plugins.rbm.energy import (
     step_vectors,
     visible_bias_init,
 )
+from tui_composer_plugins.energy.model import EnergyModel, chain_logits, chain_seed, make_optimizer, visible_vectors
+from tui_composer_plugins.rbm import PARAMS
 
-from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, SampleRequest
-from tui_composer.distribute import scope_of, splits_batches
+from tui_composer.api import (
+    DataSpec,
+    DecodingStep,
+    EpochProgress,
+    SampleRequest,
+    StepContext,
+    decode,
+    scope_of,
+    splits_batches,
+)
 
 SERIAL_PACKAGE = "tui_composer_rbm"
 
@@ -50,12 +61,6 @@ SERIAL_PACKAGE = "tui_composer_rbm"
 def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
     """The schema's defaults overlaid with `params` (the host passes resolved values; tests may not)."""
     return {p.name: p.default for p in PARAMS} | dict(params)
-
-
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
-    return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
 @keras.saving.register_keras_serializable(package=SERIAL_PACKAGE)
@@ -134,60 +139,12 @@ class WindowRBMNetwork(keras.Model):
         return loss, tf.reduce_mean(error) / self.window
 
 
-def checked_primer(primer: np.ndarray | None, data: DataSpec, model: str) -> np.ndarray:
-    """The request's primer as ids [T] (tokens) or frames [T, F]; a primer of the wrong shape is refused."""
-    if primer is None or len(primer) == 0:
-        return np.zeros((0,), np.int32) if data.kind == "tokens" else np.zeros((0, data.size), np.uint8)
-    array = np.asarray(primer)
-    expected = (1,) if data.kind == "tokens" else (2, data.size)
-    if array.ndim != expected[0] or (data.kind == "frames" and array.shape[1] != data.size):
-        shape = "a 1-D array of token ids" if data.kind == "tokens" else f"frames of shape (T, {data.size})"
-        raise ValueError(f"model {model!r}: a primer of shape {array.shape} does not fit; expected {shape}")
-    if data.kind == "tokens":
-        if array.min() < 0 or array.max() >= data.size:
-            raise ValueError(f"model {model!r}: primer ids must lie in [0, {data.size})")
-        return array.astype(np.int32)
-    return array.astype(np.uint8)
-
-
 def padded(sequence: np.ndarray, pad: int, data: DataSpec) -> np.ndarray:
     """The sequence after `pad` steps of silence (frames) or begin-of-tune tokens (tokens)."""
     if data.kind == "tokens":
         return np.concatenate([np.full(pad, data.bos, np.int32), np.asarray(sequence, np.int32)])
     frames = np.asarray(sequence, np.uint8).reshape(-1, data.size)
     return np.concatenate([np.zeros((pad, data.size), np.uint8), frames])
-
-
-class EnergyModel(Model):
-    """What `rbm` and `rnn-rbm` share: evaluation by the per-step likelihood, and their `.keras` files."""
-
-    network_class: type[keras.Model]
-    label: str
-    network: keras.Model
-
-    def negative_log_likelihood(
-        self, sequences: Sequence[np.ndarray], chains: int, temperatures: int, seed: int = 0, max_frames: int = 0
-    ) -> NegativeLogLikelihood:
-        raise NotImplementedError
-
-    def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
-        """Cross-entropy per step: exact for tokens; for frames an AIS estimate on `eval_frames` frames."""
-        p = self.params
-        nll = self.negative_log_likelihood(
-            sequences, int(p["ais_chains"]), int(p["ais_temperatures"]), max_frames=int(p["eval_frames"])
-        )
-        return Evaluation(loss=nll.nats, bits=nll.bits)
-
-    def save(self, path: Path) -> None:
-        self.network.save(Path(path))
-
-    @classmethod
-    def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> EnergyModel:
-        with scope_of(strategy):
-            network = keras.saving.load_model(Path(path), safe_mode=True, compile=True)
-        if not isinstance(network, cls.network_class):
-            raise ValueError(f"{path}: not an {cls.label} model (it holds a {type(network).__name__})")
-        return cls(params, data, strategy, network=network)
 
 
 class RBM(EnergyModel):
@@ -227,22 +184,22 @@ class RBM(EnergyModel):
             from tui_composer_plugins.rbm.distributed import replica_update
 
             self._update = replica_update(self)
-        self._generate = tf.function(partial(_generate_windows, network), reduce_retracing=True, autograph=False)
-        self._window_step = tf.function(self._sample_last_step, reduce_retracing=True, autograph=False)
+        self._window_logits = tf.function(self._free_logits, reduce_retracing=True, autograph=False)
 
-    def _sample_last_step(
-        self, context: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor, top_k: int
+    def _free_logits(
+        self, clamped: tf.Tensor, hop: int, seed: tf.Tensor, temperature: tf.Tensor, mask: tf.Tensor | None
     ) -> tf.Tensor:
-        """The last step of a window [n, D], Gibbs-sampled with the W - 1 steps before it clamped to `context`."""
+        """The last `hop` steps of a window, given its first W - hop steps `clamped` [n, (W - hop) * D]:
+        the chain's last visible input [n, hop * D] (see `chain_logits`)."""
         network, size = self.network, self.data.size
-        rows = (self.window - 1) * size
-        hid_input = network.hid_bias + tf.matmul(context, network.kernel[:rows]) if rows else network.hid_bias
-        start = tf.zeros([tf.shape(mask)[0], size])
+        rows = (self.window - hop) * size
+        hid_input = network.hid_bias + tf.matmul(clamped, network.kernel[:rows]) if rows else network.hid_bias
+        start = tf.zeros([tf.shape(clamped)[0], hop * size])
         if self.params["sample_init"] == "noise":
             start = network.units.sample(start, fold(seed, -1))
         steps = int(self.params["gibbs_steps"])
         kernel, vis_bias = network.kernel[rows:], network.vis_bias[rows:]
-        return gibbs(start, hid_input, vis_bias, kernel, steps, seed, network.units, temperature, top_k, mask)
+        return chain_logits(start, hid_input, vis_bias, kernel, steps, seed, network.units, temperature, mask)
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -323,150 +280,71 @@ class RBM(EnergyModel):
 
     # --- sampling ----------------------------------------------------------------------------------
 
+    def decoding_step(self) -> DecodingStep:
+        return _WindowStep(self)
+
     def sample(self, request: SampleRequest) -> list[np.ndarray]:
         """`request.n` tunes of up to `max_length` steps (primer included), Gibbs-sampled window by window."""
-        data = self.data
-        hop = min(int(self.params["sample_hop"]), max(self.window - 1, 1))
-        primer = checked_primer(request.primer, data, "rbm")
-        prefix = self._prefix(primer)
-        new_steps = max(0, request.max_length - len(primer))
-        if new_steps == 0:
-            return [self._output(primer) for _ in range(request.n)]
-        steps = step_vectors(tf.constant(prefix.astype(np.int32)), data.size, self.tokens).numpy()
-        if self.tokens and request.constraint is not None:
-            generated = self._constrained(steps, new_steps, request)
-            return [self._output(np.concatenate([primer, self._decode(sample)])) for sample in generated]
-        generated = self._generate(
-            tf.constant(steps),
-            n=tf.constant(request.n),
-            new_steps=tf.constant(new_steps),
-            hop=hop,
-            gibbs_steps=int(self.params["gibbs_steps"]),
-            noise_start=self.params["sample_init"] == "noise",
-            temperature=tf.constant(request.temperature, tf.float32),
-            top_k=int(request.top_k) if self.tokens else 0,
-            seed=tf.constant([request.seed, 0], tf.int32),
-            eos=-1 if data.eos is None or not self.tokens else int(data.eos),
-            mask=self._token_mask(),
-        ).numpy()  # [n, new_steps, D]
-        return [self._output(np.concatenate([primer, self._decode(sample)])) for sample in generated]
-
-    def _constrained(self, prefix: np.ndarray, new_steps: int, request: SampleRequest) -> np.ndarray:
-        """Token sampling under a TokenConstraint: one compiled window step (hop 1) per token, masked.
-
-        Returns one-hot steps [n, steps, V]; it stops once every tune has written eos.
-        """
-        constraint, n, eos, context = request.constraint, request.n, self.data.eos, self.window - 1
-        states = [constraint.start() for _ in range(n)]
-        for token in request.primer if request.primer is not None else ():
-            states = [constraint.advance(s, int(token)) for s in states]
-        allowed = self._token_mask().numpy()[0]
-        history = np.repeat(prefix[None, max(0, len(prefix) - context) :], n, axis=0)  # the last W - 1 steps
-        done, written = np.zeros(n, bool), []
-        for t in range(new_steps):
-            mask = np.stack([constraint.allowed(s) & allowed for s in states])
-            v = self._window_step(
-                tf.constant(history.reshape(n, -1)),
-                tf.constant(mask),
-                fold(tf.constant([request.seed, 0], tf.int32), t),
-                tf.constant(request.temperature, tf.float32),
-                int(request.top_k),
-            ).numpy()
-            written.append(v)
-            history = np.concatenate([history[:, 1:], v[:, None]], axis=1) if context else history
-            tokens = v.argmax(axis=-1)
-            states = [s if d else constraint.advance(s, int(k)) for s, d, k in zip(states, done, tokens, strict=True)]
-            done |= tokens == eos
-            if done.all():
-                break
-        return np.stack(written, axis=1)
-
-    def _token_mask(self) -> tf.Tensor | None:
-        """Tokens that sampling may write: every one but the begin-of-tune token."""
-        if not self.tokens or self.data.bos is None:
-            return None
-        allowed = np.ones((1, self.data.size), bool)
-        allowed[0, self.data.bos] = False
-        return tf.constant(allowed)
+        return decode(self.decoding_step(), request, self.data, model="rbm")
 
     def _prefix(self, primer: np.ndarray) -> np.ndarray:
         if self.tokens:
             return np.concatenate([np.full(self.window, self.data.bos, np.int32), primer.astype(np.int32)])
         return padded(primer, self.window - 1, self.data)
 
-    def _decode(self, vectors: np.ndarray) -> np.ndarray:
-        if self.tokens:
-            return vectors.argmax(axis=-1).astype(np.int32)
-        return vectors.astype(np.uint8)
 
-    def _output(self, sequence: np.ndarray) -> np.ndarray:
-        """Ids stop before the first end-of-tune token; frames are uint8 time x features."""
-        if not self.tokens:
-            return sequence.astype(np.uint8).reshape(-1, self.data.size)
-        ids = sequence.astype(np.int32)
-        ends = np.flatnonzero(ids == self.data.eos) if self.data.eos is not None else []
-        return ids[: ends[0]] if len(ends) else ids
+@dataclass
+class _Window:
+    """The rbm's decoding state: each row's last W - 1 steps, and the logits of a window's steps not yet
+    drawn (a hop of several steps is sampled by one chain; the decoder draws them one at a time)."""
+
+    history: np.ndarray  # [rows, W - 1, D] float32
+    pending: np.ndarray | None = None  # [rows, steps left, D]
 
 
-def _generate_windows(
-    network: WindowRBMNetwork,
-    prefix: tf.Tensor,
-    n: tf.Tensor,
-    new_steps: tf.Tensor,
-    hop: int,
-    gibbs_steps: int,
-    noise_start: bool,
-    temperature: tf.Tensor,
-    top_k: int,
-    seed: tf.Tensor,
-    eos: int,
-    mask: tf.Tensor | None,
-) -> tf.Tensor:
-    """Gibbs-sample `new_steps` steps after `prefix` [P, D] for n tunes, `hop` steps per window.
+class _WindowStep(DecodingStep):
+    """The rbm's step for the core decoder: a Gibbs chain over the window's free steps, the rest clamped."""
 
-    Each window's first W - hop steps are clamped to the steps already written; only the last `hop` steps
-    are sampled. Runs as one compiled loop; in token mode it stops once every tune has written eos.
-    """
-    window, size, units = network.window, network.step_size, network.units
-    clamped_rows = (window - hop) * size
-    kernel_clamped, kernel_free = network.kernel[:clamped_rows], network.kernel[clamped_rows:]
-    vis_bias_free = network.vis_bias[clamped_rows:]
-    history = tf.TensorArray(tf.float32, size=0, dynamic_size=True, clear_after_read=False, element_shape=[None, size])
-    prefix_length = tf.shape(prefix)[0]
-    history = history.scatter(tf.range(prefix_length), tf.tile(prefix[:, None, :], [1, n, 1]))
+    def __init__(self, model: RBM) -> None:
+        self.model = model
+        self.tokens = model.tokens
+        self.wants_mask = model.tokens  # the chain masks every visible draw of a token step
+        self.hop = min(int(model.params["sample_hop"]), max(model.window - 1, 1))
+        self.banned = np.zeros(model.data.size, bool)
+        if model.tokens and model.data.bos is not None:
+            self.banned[model.data.bos] = True  # the chain never writes the begin-of-tune token
 
-    def body(t: tf.Tensor, history: tf.TensorArray, done: tf.Tensor) -> tuple:
-        step_seed = fold(seed, t)
-        position = prefix_length + t
-        hid_input = network.hid_bias
-        if clamped_rows:
-            clamped = history.gather(tf.range(position + hop - window, position))  # [W - hop, n, D]
-            clamped = tf.reshape(tf.transpose(clamped, [1, 0, 2]), [n, clamped_rows])
-            hid_input = hid_input + tf.matmul(clamped, kernel_clamped)
-        free = tf.zeros([n, hop * size])
-        if noise_start:
-            free = units.sample(tf.zeros([n, hop * size]), fold(step_seed, 0))
-        free = gibbs(
-            free,
-            hid_input,
-            vis_bias_free,
-            kernel_free,
-            gibbs_steps,
-            fold(step_seed, 1),
-            units,
-            temperature,
-            top_k,
-            mask,
-        )
-        new = tf.transpose(tf.reshape(free, [n, hop, size]), [1, 0, 2])  # [hop, n, D]
-        history = history.scatter(position + tf.range(hop), new)
-        if eos >= 0:
-            done = done | tf.reduce_any(new[:, :, eos] > 0.5, axis=0)
-        return t + hop, history, done
+    def prime(self, primer: np.ndarray, n: int) -> _Window:
+        model = self.model
+        steps = step_vectors(tf.constant(model._prefix(primer).astype(np.int32)), model.data.size, self.tokens)
+        last = steps.numpy()[len(steps) - (model.window - 1) :] if model.window > 1 else steps.numpy()[:0]
+        return _Window(np.repeat(last[None], n, axis=0))
 
-    def unfinished(t: tf.Tensor, history: tf.TensorArray, done: tf.Tensor) -> tf.Tensor:
-        return (t < new_steps) & ~tf.reduce_all(done)
+    def scores(self, state: _Window, context: StepContext) -> np.ndarray:
+        if state.pending is None:
+            rows, size = len(state.history), self.model.data.size
+            mask = None
+            if self.tokens:
+                mask = context.mask if context.mask is not None else np.broadcast_to(~self.banned, (rows, size))
+            # Under a constraint each token is masked as it comes: one step per window.
+            hop = 1 if context.mask is not None else self.hop
+            clamped_steps = self.model.window - hop
+            clamped = state.history[:, state.history.shape[1] - clamped_steps :].reshape(rows, clamped_steps * size)
+            logits = self.model._window_logits(
+                tf.constant(clamped),
+                hop,
+                chain_seed(context.rng),
+                tf.constant(context.temperature, tf.float32),
+                None if mask is None else tf.constant(mask),
+            )
+            state.pending = logits.numpy().reshape(rows, hop, size)
+        return state.pending[:, 0]
 
-    t, history, _ = tf.while_loop(unfinished, body, (tf.constant(0), history, tf.zeros([n], tf.bool)))
-    written = history.gather(tf.range(prefix_length, prefix_length + tf.minimum(t, new_steps)))
-    return tf.transpose(written, [1, 0, 2])
+    def advance(self, state: _Window, chosen: np.ndarray) -> _Window:
+        v = visible_vectors(chosen, self.model.data)[:, None]
+        history = np.concatenate([state.history[:, 1:], v], axis=1) if state.history.shape[1] else state.history
+        pending = state.pending[:, 1:] if state.pending is not None and state.pending.shape[1] > 1 else None
+        return _Window(history, pending)
+
+    def select(self, state: _Window, rows: np.ndarray) -> _Window:
+        return _Window(state.history[rows], None if state.pending is None else state.pending[rows])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tui_composer_plugins.rbm import LIKELIHOOD_PARAMS
+from tui_composer_plugins.energy import LIKELIHOOD_PARAMS
 
 from tui_composer.api import ModelSpec, Param, hookimpl
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
-from tui_composer_plugins.rbm.energy import fold
+from tui_composer_plugins.energy.functions import fold
 
-from tui_composer.distribute import check_divisible, per_replica
+from tui_composer.api import check_divisible, per_replica
 
 if TYPE_CHECKING:
     from tui_composer_plugins.rnn_rbm.model import RNNRBM

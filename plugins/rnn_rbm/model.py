@@ -9,12 +9,14 @@ time, carrying the recurrent state (reset at each sequence start). Each update r
 the chunk (compiled `tf.scan`), Gibbs-samples all steps' RBMs in parallel for CD-k, and differentiates the
 free-energy surrogate F(v) - F(v~) through the biases into the recurrent part.
 
-Sampling runs the whole loop over time compiled (`tf.while_loop`) for n tunes at once: at each step k Gibbs
-steps (`gibbs_steps`) in the step's RBM, then the recurrence. A primer is fed first (teacher forcing) and
-kept at the start of every sample. Temperature T samples p ∝ exp(-E / T) (both conditionals use input / T;
-with `token_sampling=exact` the token log-probabilities are divided by T). In token mode each step's
-visible group is one softmax unit, so every step is exactly one token; `top_k` filters it, and a
-`SampleRequest.constraint` masks it (that path steps the compiled cell from Python, one token at a time).
+Sampling runs through the core decoder (`tui_composer.decoding`), n tunes at once: at each step a
+compiled Gibbs chain in the step's RBM (`gibbs_steps` - 1 full steps and a last hidden draw; the decoder
+makes the last visible draw from the logits it gives), then the compiled recurrence. A primer is fed first
+(teacher forcing) and kept at the start of every sample. Temperature T samples p ∝ exp(-E / T) (both
+conditionals use input / T; with `token_sampling=exact` the decoder divides the exact token
+log-probabilities by T). In token mode each step's visible group is one softmax unit, so every step is
+exactly one token; the decoder's top-k filters it, and a `SampleRequest.constraint` masks it (the chain's
+visible draws too).
 
 Evaluation gives -log p(v_t | v_<t) per step: exact for tokens (one softmax group), AIS estimates of each
 step's partition function for frames.
@@ -30,10 +32,9 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from tui_composer_plugins.rbm.energy import (
+from tui_composer_plugins.energy.functions import (
     NegativeLogLikelihood,
     VisibleUnits,
-    categorical_one_hot,
     cd_loss,
     fold,
     gibbs,
@@ -43,11 +44,19 @@ from tui_composer_plugins.rbm.energy import (
     token_log_probs,
     visible_bias_init,
 )
-from tui_composer_plugins.rbm.model import EnergyModel, checked_primer, make_optimizer
+from tui_composer_plugins.energy.model import EnergyModel, chain_logits, chain_seed, make_optimizer, visible_vectors
 from tui_composer_plugins.rnn_rbm import PARAMS
 
-from tui_composer.api import DataSpec, EpochProgress, SampleRequest
-from tui_composer.distribute import scope_of, splits_batches
+from tui_composer.api import (
+    DataSpec,
+    DecodingStep,
+    EpochProgress,
+    SampleRequest,
+    StepContext,
+    decode,
+    scope_of,
+    splits_batches,
+)
 
 SERIAL_PACKAGE = "tui_composer_rnn_rbm"
 
@@ -275,44 +284,7 @@ class RNNRBMNetwork(keras.Model):
 
     # --- sampling ------------------------------------------------------------------------------------
 
-    def generate(
-        self,
-        state: tf.Tensor,
-        new_steps: tf.Tensor,
-        gibbs_steps: tf.Tensor,
-        temperature: tf.Tensor,
-        seed: tf.Tensor,
-        noise_start: bool,
-        exact_tokens: bool,
-        top_k: int,
-        mask: tf.Tensor | None,
-        eos: int,
-    ) -> tf.Tensor:
-        """Sample `new_steps` steps for n tunes from recurrent states [n, U]; returns [n, steps, D].
-
-        One compiled loop over time; in token mode it stops once every tune has written eos. `mask` [D]
-        marks the tokens that may be sampled (the begin-of-tune token never is).
-        """
-        n = tf.shape(state)[0]
-        mask_rows = None if mask is None else tf.broadcast_to(mask, [n, self.step_size])
-        written = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, self.step_size])
-
-        def body(t: tf.Tensor, state: tf.Tensor, written: tf.TensorArray, done: tf.Tensor) -> tuple:
-            step_seed = fold(seed, t)
-            v = self.sample_step(
-                state, step_seed, gibbs_steps, temperature, noise_start, exact_tokens, top_k, mask_rows
-            )
-            if eos >= 0:
-                done = done | (v[:, eos] > 0.5)
-            return t + 1, self.step(v, state), written.write(t, v), done
-
-        def unfinished(t: tf.Tensor, state: tf.Tensor, written: tf.TensorArray, done: tf.Tensor) -> tf.Tensor:
-            return (t < new_steps) & ~tf.reduce_all(done)
-
-        _, _, written, _ = tf.while_loop(unfinished, body, (tf.constant(0), state, written, tf.zeros([n], tf.bool)))
-        return tf.transpose(written.stack(), [1, 0, 2])
-
-    def sample_step(
+    def next_logits(
         self,
         state: tf.Tensor,
         seed: tf.Tensor,
@@ -320,18 +292,19 @@ class RNNRBMNetwork(keras.Model):
         temperature: tf.Tensor,
         noise_start: bool,
         exact_tokens: bool,
-        top_k: int,
         mask: tf.Tensor | None,
     ) -> tf.Tensor:
-        """One step's visible vectors [n, D] sampled from the RBM that the states [n, U] set."""
+        """The logits of the next step's visible units [n, D] given the recurrent states [n, U], for the
+        core decoder's draw: exact token log-probabilities (`exact_tokens`), else the input of the last
+        visible conditional of a Gibbs chain in the step's RBM (`chain_logits`; `mask` [n, D] limits its
+        token draws)."""
         vis_bias, hid_bias = self.biases(state)
         if exact_tokens:
-            log_probs = token_log_probs(vis_bias, hid_bias, self.kernel)
-            return categorical_one_hot(log_probs / temperature, seed, top_k, mask)
+            return token_log_probs(vis_bias, hid_bias, self.kernel)
         start = tf.zeros_like(vis_bias)
         if noise_start:
-            start = self.units.sample(start, fold(seed, 1))
-        return gibbs(start, hid_bias, vis_bias, self.kernel, gibbs_steps, seed, self.units, temperature, top_k, mask)
+            start = self.units.sample(start, fold(seed, -1))
+        return chain_logits(start, hid_bias, vis_bias, self.kernel, gibbs_steps, seed, self.units, temperature, mask)
 
 
 class Streams:
@@ -430,8 +403,7 @@ class RNNRBM(EnergyModel):
             from tui_composer_plugins.rnn_rbm.distributed import replica_updates
 
             self._update, self._pretrain = replica_updates(self)
-        self._generate = tf.function(network.generate, reduce_retracing=True, autograph=False)
-        self._sample_step = tf.function(network.sample_step, reduce_retracing=True, autograph=False)
+        self._next_logits = tf.function(network.next_logits, reduce_retracing=True, autograph=False)
         self._step = tf.function(network.step, reduce_retracing=True, autograph=False)
 
     # --- training ----------------------------------------------------------------------------------
@@ -495,42 +467,16 @@ class RNNRBM(EnergyModel):
 
     # --- sampling ----------------------------------------------------------------------------------
 
+    def decoding_step(self) -> DecodingStep:
+        return _RecurrentStep(self)
+
     def sample(self, request: SampleRequest) -> list[np.ndarray]:
         """`request.n` tunes of up to `max_length` steps (primer included), sampled in one batch."""
-        data, n = self.data, request.n
-        primer = checked_primer(request.primer, data, "rnn-rbm")
-        new_steps = max(0, request.max_length - len(primer))
-        state = self._primed_state(primer, n)
-        seed = tf.constant([request.seed, 0], tf.int32)
-        if new_steps == 0:
-            generated = np.zeros((n, 0, data.size), np.float32)
-        elif self.tokens and request.constraint is not None:
-            generated = self._constrained(state, new_steps, request, seed)
-        else:
-            generated = self._generate(
-                state,
-                tf.constant(new_steps),
-                tf.constant(int(self.params["gibbs_steps"])),
-                tf.constant(request.temperature, tf.float32),
-                seed,
-                noise_start=self.params["sample_init"] == "noise",
-                exact_tokens=self._exact_tokens,
-                top_k=int(request.top_k) if self.tokens else 0,
-                mask=self._token_mask(),
-                eos=int(data.eos) if self.tokens and data.eos is not None else -1,
-            ).numpy()
-        return [self._output(primer, sample) for sample in generated]
+        return decode(self.decoding_step(), request, self.data, model="rnn-rbm")
 
     @property
     def _exact_tokens(self) -> bool:
         return self.tokens and self.params["token_sampling"] == "exact"
-
-    def _token_mask(self) -> tf.Tensor | None:
-        if not self.tokens or self.data.bos is None:
-            return None
-        allowed = np.ones(self.data.size, bool)
-        allowed[self.data.bos] = False
-        return tf.constant(allowed)
 
     def _primed_state(self, primer: np.ndarray, n: int) -> tf.Tensor:
         """The recurrent state after the primer (after the begin-of-tune token for tokens), for n tunes."""
@@ -542,40 +488,40 @@ class RNNRBM(EnergyModel):
         _, _, state = self._biases(steps[None], reset, self._initial_states(1))
         return tf.tile(state, [n, 1])
 
-    def _constrained(self, state: tf.Tensor, new_steps: int, request: SampleRequest, seed: tf.Tensor) -> np.ndarray:
-        """Token sampling under a TokenConstraint: the compiled step runs once per token with the mask it gives."""
-        constraint, n, eos = request.constraint, request.n, self.data.eos
-        states = [constraint.start() for _ in range(n)]
-        for index in range(len(request.primer) if request.primer is not None else 0):
-            states = [constraint.advance(s, int(request.primer[index])) for s in states]
-        base_mask = self._token_mask().numpy()
-        done = np.zeros(n, bool)
-        written = []
-        for t in range(new_steps):
-            mask = np.stack([constraint.allowed(s) & base_mask for s in states])
-            v = self._sample_step(
-                state,
-                fold(seed, t),
-                tf.constant(int(self.params["gibbs_steps"])),
-                tf.constant(request.temperature, tf.float32),
-                self.params["sample_init"] == "noise",
-                self._exact_tokens,
-                int(request.top_k),
-                tf.constant(mask),
-            )
-            state = self._step(v, state)
-            tokens = v.numpy().argmax(axis=-1)
-            written.append(v.numpy())
-            states = [s if d else constraint.advance(s, int(k)) for s, d, k in zip(states, done, tokens, strict=True)]
-            done |= tokens == eos
-            if done.all():
-                break
-        return np.stack(written, axis=1)
 
-    def _output(self, primer: np.ndarray, generated: np.ndarray) -> np.ndarray:
-        """Primer + generated steps: ids stop before the first eos; frames are uint8 time x features."""
-        if not self.tokens:
-            return np.concatenate([primer, generated.astype(np.uint8)]).reshape(-1, self.data.size)
-        ids = np.concatenate([primer, generated.argmax(axis=-1)]).astype(np.int32) if len(generated) else primer
-        ends = np.flatnonzero(ids == self.data.eos) if self.data.eos is not None else []
-        return ids[: ends[0]] if len(ends) else ids
+class _RecurrentStep(DecodingStep):
+    """The rnn-rbm's step for the core decoder: the state is the recurrent u [rows, U]."""
+
+    def __init__(self, model: RNNRBM) -> None:
+        self.model = model
+        self.exact = model._exact_tokens
+        self.wants_mask = model.tokens and not self.exact  # the chain masks each visible draw
+        self.allowed = np.ones(model.data.size, bool)
+        if model.tokens and model.data.bos is not None:
+            self.allowed[model.data.bos] = False  # the chain never writes the begin-of-tune token
+
+    def prime(self, primer: np.ndarray, n: int) -> tf.Tensor:
+        return self.model._primed_state(primer, n)
+
+    def scores(self, state: tf.Tensor, context: StepContext) -> np.ndarray:
+        model, rows = self.model, int(state.shape[0])
+        mask = None
+        if model.tokens and not self.exact:
+            everything = np.broadcast_to(self.allowed, (rows, len(self.allowed)))
+            mask = context.mask if context.mask is not None else everything
+        logits = model._next_logits(
+            state,
+            chain_seed(context.rng) if not self.exact else tf.zeros([2], tf.int32),
+            tf.constant(int(model.params["gibbs_steps"])),
+            tf.constant(context.temperature, tf.float32),
+            noise_start=model.params["sample_init"] == "noise",
+            exact_tokens=self.exact,
+            mask=None if mask is None else tf.constant(mask),
+        )
+        return logits.numpy()
+
+    def advance(self, state: tf.Tensor, chosen: np.ndarray) -> tf.Tensor:
+        return self.model._step(tf.constant(visible_vectors(chosen, self.model.data)), state)
+
+    def select(self, state: tf.Tensor, rows: np.ndarray) -> tf.Tensor:
+        return tf.gather(state, rows)

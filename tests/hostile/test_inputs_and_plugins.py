@@ -28,11 +28,11 @@ import click
 import pytest
 from click.testing import CliRunner
 from training_support import tiny_corpus, tiny_request
+from tui_composer_plugins.char_lstm import PRETRAINED as BUNDLED_RUNS  # the run the char-lstm plugin ships
 
 from tui_composer.api import EncoderSpec, ModelSpec, Param, ParamError, hookimpl
 from tui_composer.cli import cli
 from tui_composer.plugin_host import GROUP, PLUGIN_TIMEOUT, PluginHost, plugin_timeout
-from tui_composer.runs import BUNDLED_RUNS
 from tui_composer.sampling import MAX_LENGTH, MAX_SAMPLES, SampleOptions, SamplingError, sample_run
 from tui_composer.specs import ModelFileError
 from tui_composer.studio import Studio

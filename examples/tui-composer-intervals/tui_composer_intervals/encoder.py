@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tui_composer.api import EncodeError, Piece, TokenEncoder
-from tui_composer.export import parse_piece
+from tui_composer.api import EncodeError, Piece, TokenEncoder, parse_piece
 
 
 class IntervalEncoder(TokenEncoder):
