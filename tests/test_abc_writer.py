@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
 from music21 import chord, corpus, key, meter, note, stream, tie
 from tui_composer_corpora import music21_corpus_dir
 
-from tui_composer.abc_writer import score_to_abc, sounding_notes
+from tui_composer.abc_writer import note_values, score_to_abc, sounding_notes
+from tui_composer.contract import EncodeError
 from tui_composer.corpora import read_folder
 from tui_composer.export import parse_abc
 
@@ -85,3 +87,46 @@ def test_several_voices_key_and_meter() -> None:
     header = text.split("\n")
     assert "M:3/4" in header and "K:Dm" in header and "L:1/8" in header and "V:2 clef=bass" in header
     assert sounding_notes(parse_abc(text)) == sounding_notes(score)
+
+
+def written_types(text: str) -> list[str]:
+    return [e.duration.type for e in parse_abc(text).recurse().notesAndRests]
+
+
+def test_a_rest_no_note_value_shows_is_written_as_consecutive_rests() -> None:
+    # 13/2 eighths (3.25 quarters): a dotted half rest and a sixteenth rest, not `z13/2`
+    score = build(note.Rest(quarterLength=3.25), n("C5", 0.75))
+    text = score_to_abc(score)
+    assert "z6 z/2 c3/2 |" in text and "13/2" not in text
+    assert "complex" not in written_types(text)
+    reparsed = parse_abc(text)
+    assert float(reparsed.highestTime) == 4.0
+    assert sum(float(r.quarterLength) for r in reparsed.recurse().getElementsByClass("Rest")) == 3.25
+    assert sounding_notes(reparsed) == sounding_notes(score)
+
+
+def test_a_note_no_note_value_shows_is_written_as_tied_notes() -> None:
+    score = build(n("A4", 3.25), n("C5", 0.75), n("B4", 2.75, "start"), n("B4", 1.25, "stop"))
+    text = score_to_abc(score)
+    assert "A6- A/2 c3/2 | B4- B3/2- B2- B/2 |" in text and "13/2" not in text
+    assert "complex" not in written_types(text)
+    reparsed = parse_abc(text)
+    assert float(reparsed.highestTime) == 8.0
+    assert sounding_notes(reparsed) == sounding_notes(score)  # tied pieces join to the 3.25-quarter A
+    assert sounding_notes(reparsed)[0][0] == (0.0, ("A4",), 3.25)
+
+
+def test_note_values_are_plain_or_dotted_powers_of_two_at_most_a_breve() -> None:
+    eighth, sixteenth = Fraction(1, 8), Fraction(1, 16)
+    assert note_values(Fraction(13, 2), eighth) == [6, Fraction(1, 2)]
+    assert note_values(Fraction(13, 2), sixteenth) == [6, Fraction(1, 2)]
+    assert note_values(Fraction(11, 2), eighth) == [4, Fraction(3, 2)]
+    assert note_values(Fraction(3), eighth) == [3]  # a dotted quarter as it is
+    assert note_values(Fraction(33), eighth) == [16, 16, 1]  # two breves and an eighth
+    assert note_values(Fraction(2, 3), eighth) == [Fraction(2, 3)]  # a tuplet's length stays whole
+
+
+def test_the_writer_refuses_a_note_past_the_bound_before_making_measures() -> None:
+    part = stream.Part([meter.TimeSignature("4/4"), n("C4", 1_000)])
+    with pytest.raises(EncodeError, match=r"Long: a note of 1,000 quarters .*MAX_NOTE_QUARTERS"):
+        score_to_abc(part, title="Long")

@@ -11,11 +11,12 @@ from pathlib import Path
 import mido
 import pytest
 from encoders_support import JIG, SCALE, abc_piece, midi_piece, write_midi
+from music21 import bar
 from tui_composer_corpora import music21_corpus_dir
 
 from tui_composer.contract import EncodeError, Piece
 from tui_composer.corpora import read_folder
-from tui_composer.export import ExportError, parse_abc, parse_piece, piece_abc, score_to_midi
+from tui_composer.export import ExportError, _midi_bytes, parse_abc, parse_piece, performable, piece_abc, score_to_midi
 from tui_composer.parallel import call_bounded
 
 
@@ -111,3 +112,57 @@ def test_a_timeout_swallowed_by_a_gc_callback_still_stops_the_call() -> None:
     finally:
         gc.callbacks.remove(swallowing_callback)
     assert outcome.error == "timed out after 0.05 s"
+
+
+def letters(played: list[int]) -> str:
+    return "".join("CDEFGAB"[[0, 2, 4, 5, 7, 9, 11].index(p % 12)] for p in played)
+
+
+@pytest.mark.parametrize(
+    ("body", "heard"),
+    [
+        ("C8|D8:|E8|F8:|", "CDCDEFEF"),  # a :| with no |: repeats from the last repeat end: AABB
+        ("|:C8|D8:||:E8|F8:|", "CDCDEFEF"),  # the same, written out
+        ("C8|D8|]E8|F8:|", "CDEFEF"),  # ... or from the last |]
+        ("C8|D8||E8|F8:|", "CDEFEF"),  # ... or from the last ||
+        ("C8|D8|E8:|", "CDECDE"),  # ... or from the start
+        ("|:C8|D8||E8|F8:|", "CDEFCDEF"),  # a |: before the || still counts
+        ("C8|D8:|E8|F8:|G8|A8:|", "CDCDEFEFGAGA"),
+        ("|:C8|[1 D8:|[2 E8|]", "CDCE"),  # first and second endings
+    ],
+)
+def test_repeats_follow_abc_2_1(body: str, heard: str) -> None:
+    score = parse_abc("X:1\nM:4/4\nL:1/8\nK:C\n" + body + "\n")
+    lefts = [m.leftBarline for m in score.parts[0].getElementsByClass("Measure")]
+    assert letters(struck(score_to_midi(score))) == heard
+    assert [m.leftBarline for m in score.parts[0].getElementsByClass("Measure")] == lefts  # left as written
+
+
+# Tunes of O'Neill's whose repeats music21 alone plays 3 to 20 times over (`1031-1115.abc#18`: 290 written
+# notes, 5,674 played); the first four are quick to expand.
+OVER_REPEATED = ["0811-0899.abc#80", "0951-0981.abc#10", "1031-1115.abc#8", "1031-1115.abc#68"]
+OVER_REPEATED += ["0732-0758_mh.abc#9", "1031-1115.abc#18", "1031-1115.abc#78", "1556-1576.abc#7"]
+
+
+def check_repeats_as_written(pieces: list[Piece]) -> None:
+    for piece in pieces:
+        score = parse_piece(piece)
+        written = len(struck(_midi_bytes(performable(score, expand=False))))
+        played = len(struck(score_to_midi(score)))
+        repeat_ends = sum(isinstance(m.rightBarline, bar.Repeat) for m in score.parts[0].getElementsByClass("Measure"))
+        # each section repeats once at most: every written note sounds once or twice
+        assert written <= played <= 2 * written, (piece.key, written, played)
+        assert (played > written) == (repeat_ends > 0), (piece.key, written, played)
+
+
+def test_the_tunes_music21_over_repeats_play_each_note_at_most_twice() -> None:
+    pieces, _ = read_folder(music21_corpus_dir() / "oneills1850", ("*.abc",))
+    check_repeats_as_written([p for p in pieces if p.key in OVER_REPEATED[:4]])
+
+
+@pytest.mark.slow
+def test_no_oneills_tune_plays_a_note_more_often_than_its_repeats_allow() -> None:
+    pieces, _ = read_folder(music21_corpus_dir() / "oneills1850", ("*.abc",))
+    chosen = [p for p in pieces if p.key in OVER_REPEATED] + pieces[::64][:32]
+    assert len(chosen) == 40
+    check_repeats_as_written(chosen)

@@ -6,6 +6,10 @@ grace notes (`{g}`), tuplets (`(3` or `(p:q:r`) where the notes form complete gr
 lengths are written as exact fractions, e.g. `A2/3`), repeat barlines, first and second endings, and
 meter and key changes as inline fields (`[M:3/4]`, `[K:D]`).
 
+Every length is written as notes a score can show: plain or dotted powers of two of the unit length, at
+most a breve, so a rest of 13/2 units is `z6 z/` and such a note `A6- A/` (tied), never `A13/2`. A score
+with a note, rest or length past the bounds of `tui_composer.notes` is refused with EncodeError.
+
 Accidentals are written in key context and made robust to both readings of ABC: the standard says an
 accidental lasts to the end of the bar, music21's parser applies it to that note only. So a note gets
 an explicit accidental when it differs from the key signature, and also when an earlier note of the
@@ -21,10 +25,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from tui_composer.notes import check_length
+
 if TYPE_CHECKING:
     from music21.stream import Measure, Score, Stream
 
 MEASURES_PER_LINE = 4
+LONGEST_NOTE_VALUE = Fraction(8)  # quarters: a breve; longer lengths are written as tied notes
 _MODES = {
     "major": "",
     "minor": "m",
@@ -40,8 +47,13 @@ _ACCIDENTALS = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
 
 
 def score_to_abc(score: Stream, *, reference: int = 1, title: str | None = None) -> str:
-    """ABC 2.1 text for a score (or a part or a flat stream); it re-parses in music21 to the same notes."""
+    """ABC 2.1 text for a score (or a part or a flat stream); it re-parses in music21 to the same notes.
+
+    EncodeError (naming the title) when a note, rest or the score is longer than tui_composer.notes allows.
+    """
     score = _as_score(score)
+    name = title if title is not None else _title(score)
+    _check_lengths(score, name)  # before making measures: music21 would bar a billion-quarter note
     parts = [_measured(part) for part in (score.parts or [score])]
     voices = [voice for part in parts for voice in _voices_of(part)]
     if not voices:
@@ -50,7 +62,6 @@ def score_to_abc(score: Stream, *, reference: int = 1, title: str | None = None)
     first_key = _first(parts, "KeySignature")
     first_tempo = _first(parts, "MetronomeMark")
     unit = _unit_length(first_meter)
-    name = title if title is not None else _title(score)
     lines = [f"X:{reference}", f"T:{name}", f"M:{_meter(first_meter)}", f"L:{unit.numerator}/{unit.denominator}"]
     if first_tempo is not None and first_tempo.number is not None:
         lines.append(f"Q:1/4={round(first_tempo.getQuarterBPM())}")
@@ -59,7 +70,7 @@ def score_to_abc(score: Stream, *, reference: int = 1, title: str | None = None)
     for number, voice in enumerate(voices, start=1):
         if several:
             lines.append(f"V:{number}" + (" clef=bass" if voice.bass_clef else ""))
-        writer = _VoiceWriter(unit=unit, meter=first_meter, key=first_key, header_key=first_key)
+        writer = _VoiceWriter(unit=unit, meter=first_meter, key=first_key, header_key=first_key, name=name)
         lines.extend(writer.write(voice.measures))
     return "\n".join(lines) + "\n"
 
@@ -79,6 +90,12 @@ def _as_score(music: Stream) -> Score:
         for part in music.getElementsByClass(stream.Stream):
             score.insert(0, copy.deepcopy(part))
     return score
+
+
+def _check_lengths(score: Score, name: str) -> None:
+    for element in score.recurse().notesAndRests:
+        check_length("rest" if element.isRest else "note", float(element.duration.quarterLength), name)
+    check_length("piece", float(score.highestTime), name)
 
 
 def _measured(part: Stream) -> Stream:
@@ -193,7 +210,7 @@ def _key_alter(signature: Any, step: str) -> int:
 
 
 def _length(ratio: Fraction) -> str:
-    """A note length in unit lengths: '' for 1, '3', '/2', '3/2'."""
+    """A note length in unit lengths: '' for 1, '3', '/2', '3/2' (see `note_values` for which to write)."""
     if ratio == 1:
         return ""
     if ratio.denominator == 1:
@@ -201,6 +218,34 @@ def _length(ratio: Fraction) -> str:
     if ratio.numerator == 1:
         return f"/{ratio.denominator}"
     return f"{ratio.numerator}/{ratio.denominator}"
+
+
+def note_values(ratio: Fraction, unit: Fraction) -> list[Fraction]:
+    """A length of `ratio` unit lengths (a unit of `unit` whole notes) split into lengths one note value shows:
+    plain or dotted powers of two, at most LONGEST_NOTE_VALUE, longest first (13/2 -> [6, 1/2]).
+
+    A length whose denominator is not a power of two (a tuplet's thirds) can't be split so; it stays whole.
+    """
+    quarters = ratio * unit * 4
+    if quarters <= 0 or quarters.denominator & (quarters.denominator - 1):
+        return [ratio]
+    values: list[Fraction] = []
+    while quarters > 0:
+        plain = _power_of_two_at_most(min(quarters, LONGEST_NOTE_VALUE))
+        dotted = plain * 3 / 2
+        value = dotted if dotted <= min(quarters, LONGEST_NOTE_VALUE) else plain
+        values.append(value)
+        quarters -= value
+    return [value / (unit * 4) for value in values]
+
+
+def _power_of_two_at_most(limit: Fraction) -> Fraction:
+    power = Fraction(2) ** (limit.numerator.bit_length() - limit.denominator.bit_length())
+    while power > limit:
+        power /= 2
+    while power * 2 <= limit:
+        power *= 2
+    return power
 
 
 @dataclass
@@ -211,6 +256,7 @@ class _VoiceWriter:
     letters_marked: set[str] = field(default_factory=set)  # letters given an accidental in this bar
     header_key: Any = None
     stretched: bool = False  # the last measure was written with a longer inline meter
+    name: str = "score"  # the tune, for errors
 
     def write(self, measures: list[tuple[Measure, list[Any]]]) -> list[str]:
         from music21 import bar, spanner
@@ -304,7 +350,7 @@ class _VoiceWriter:
                 continue
             offset = Fraction(element.offset).limit_denominator(10_000)
             if offset > position:
-                tokens.append("z" + _length((offset - position) / self._unit_ql))  # a gap: rest through it
+                tokens.extend(self._rest(offset - position))  # a gap: rest through it
                 position = offset
             group = self._tuplet_group(elements, index)
             if graces:
@@ -315,15 +361,15 @@ class _VoiceWriter:
                     group[0].duration.tuplets[0].numberNotesActual,
                     group[0].duration.tuplets[0].numberNotesNormal,
                 )
-                prefix = (
-                    f"({actual}" if (actual, normal, len(group)) == (3, 2, 3) else f"({actual}:{normal}:{len(group)}"
-                )
                 scale = Fraction(actual, normal)
-                tokens.append(prefix + "".join(self._note(e, scale) for e in group))
+                written = [piece for e in group for piece in self._note(e, scale)]  # a split note counts twice
+                count = len(written)
+                prefix = f"({actual}" if (actual, normal, count) == (3, 2, 3) else f"({actual}:{normal}:{count}"
+                tokens.append(prefix + "".join(written))
                 position += sum((self._ql(e) for e in group), Fraction(0))
                 index += len(group)
                 continue
-            tokens.append(self._note(element, Fraction(1)))
+            tokens.extend(self._note(element, Fraction(1)))
             position += self._ql(element)
             index += 1
         if graces:
@@ -331,7 +377,7 @@ class _VoiceWriter:
         if position == 0 and measure.highestTime > 0:
             # this voice is silent in a measure where another one plays
             position = Fraction(measure.highestTime).limit_denominator(10_000)
-            tokens.append("z" + _length(position / self._unit_ql))
+            tokens.extend(self._rest(position))
         return " ".join(tokens), position
 
     @property
@@ -363,17 +409,30 @@ class _VoiceWriter:
                 return []
         return []
 
-    def _note(self, element: Any, scale: Fraction) -> str:
-        """A note, chord or rest; `scale` undoes a tuplet's ratio inside a tuplet group."""
-        length = _length(self._ql(element) * scale / self._unit_ql)
+    def _rest(self, quarters: Fraction) -> list[str]:
+        """A silence of `quarters` as consecutive rests of note values."""
+        check_length("rest", float(quarters), self.name)
+        return ["z" + _length(value) for value in note_values(quarters / self._unit_ql, self.unit)]
+
+    def _note(self, element: Any, scale: Fraction) -> list[str]:
+        """A note, chord or rest as written notes of note values (tied, for notes); `scale` undoes a tuplet's
+        ratio inside a tuplet group."""
+        quarters = self._ql(element)
+        check_length("rest" if element.isRest else "note", float(quarters), self.name)
+        lengths = [_length(value) for value in note_values(quarters * scale / self._unit_ql, self.unit)]
         if element.isRest:
-            return "z" + length
-        if element.isChord:
-            if len(element.notes) == 1:
-                return self._pitch(element.notes[0].pitch) + length + self._tie(element.notes[0])
-            inner = "".join(self._pitch(n.pitch) + self._tie(n) for n in element.notes)
-            return f"[{inner}]{length}"
-        return self._pitch(element.pitch) + length + self._tie(element)
+            return ["z" + length for length in lengths]
+        members = list(element.notes) if element.isChord else [element]
+        written = []
+        for index, length in enumerate(lengths):
+            last = index == len(lengths) - 1
+            ties = [self._tie(n) if last else "-" for n in members]  # pieces of one note are tied
+            if len(members) == 1:
+                written.append(self._pitch(members[0].pitch) + length + ties[0])
+            else:
+                inner = "".join(self._pitch(n.pitch) + tie for n, tie in zip(members, ties, strict=True))
+                written.append(f"[{inner}]{length}")
+        return written
 
     def _pitches_text(self, element: Any) -> str:
         return "".join(self._pitch(p) for p in element.pitches)

@@ -6,12 +6,18 @@ repeats the same TimeSignature object sits in several measures, and building the
 on malformed repeats. `score_to_midi` expands repeats itself, under half the time bound (falling back
 to the written order when they are malformed or that slow), gives every repeated context object its own
 copy, and bounds the conversion with a timeout.
+
+Repeats follow ABC 2.1, not music21's reading: a `:|` with no `|:` since the last repeat end repeats
+from the previous double bar (`||`, `|]`) or repeat end, or else from the start, so `A:|B:|` plays
+AABB (music21 alone repeats `B:|` from the start: AABAAB, four times A).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +27,7 @@ from tui_composer.music_files import MusicFileError, check_music_file
 from tui_composer.parallel import call_bounded, reason_of
 
 if TYPE_CHECKING:
-    from music21.stream import Score, Stream
+    from music21.stream import Measure, Score, Stream
 
 EXPORT_TIMEOUT = 30.0
 
@@ -37,17 +43,22 @@ class ExportError(Exception):
 # --- parsing -----------------------------------------------------------------------------------------
 
 
-def parse_abc(text: str, *, beams: bool = False) -> Score:
+def parse_abc(text: str, *, beams: bool = False, name: str = "ABC tune") -> Score:
     """One ABC tune as a Score through music21's ABC parser.
 
     Beaming is two thirds of music21's ABC import time and matters only for printed notation, so it
-    is skipped unless asked for; pitches, durations, ties, measures and repeats are the same.
+    is skipped unless asked for; pitches, durations, ties, measures and repeats are the same. Notes,
+    rests and the tune longer than tui_composer.notes' bounds raise EncodeError (naming `name`) before
+    music21 builds anything from them.
     """
     from music21 import abcFormat, metadata, stream
     from music21.abcFormat import translate
 
+    from tui_composer.notes import check_abc_lengths
+
     handler = abcFormat.ABCHandler()
     handler.process(text)
+    check_abc_lengths(handler.tokens, name)
     score = stream.Score()
     info = metadata.Metadata()
     for token in handler.tokens:
@@ -87,7 +98,8 @@ def parse_piece(piece: Piece, *, beams: bool = False) -> Score:
 
     try:
         if piece.format == "abc":
-            parsed: Any = parse_abc(piece.text if piece.text is not None else _read_text(piece), beams=beams)
+            text = piece.text if piece.text is not None else _read_text(piece)
+            parsed: Any = parse_abc(text, beams=beams, name=piece.key)
         else:
             # caps, regular file, a .mxl's zip directory and XML entities: checked before music21 reads a byte
             check_music_file(piece.path, piece.format, max_file_bytes(piece.format))
@@ -157,8 +169,8 @@ def _midi_bytes(played: Stream) -> bytes:
 
 
 def performable(score: Stream, *, expand: bool = True) -> Stream:
-    """The score as it is played: repeats expanded (unless `expand` is false or they are malformed),
-    flat parts without measures (so music21 does not expand again), one context object per place."""
+    """The score as it is played: repeats expanded by ABC 2.1's rules (unless `expand` is false or they are
+    malformed), flat parts without measures (so music21 does not expand again), one context object per place."""
     from music21 import repeat, stream
 
     if not isinstance(score, stream.Score):
@@ -171,7 +183,8 @@ def performable(score: Stream, *, expand: bool = True) -> Stream:
         played: Stream = part
         if expand and part.getElementsByClass(stream.Measure):
             try:
-                played = part.expandRepeats()
+                with _implied_repeat_starts(part):
+                    played = part.expandRepeats()
             except (repeat.ExpanderException, stream.StreamException, IndexError, KeyError):
                 played = part  # malformed repeats: the music as written is still worth hearing
         flat_parts.append(_flat_unique(played))
@@ -179,6 +192,55 @@ def performable(score: Stream, *, expand: bool = True) -> Stream:
     for flat in flat_parts:
         result.insert(0, flat)
     return result
+
+
+@contextlib.contextmanager
+def _implied_repeat_starts(part: Stream) -> Iterator[None]:
+    """The part with a `|:` written where ABC 2.1 implies one, for as long as the block runs (music21's
+    expander copies what it plays, so the caller's score is left as it was)."""
+    from music21 import bar, stream
+
+    measures = list(part.getElementsByClass(stream.Measure))
+    implied = repeat_starts(measures)
+    written = [(measure, measure.leftBarline) for measure in implied]
+    try:
+        for measure in implied:
+            measure.leftBarline = bar.Repeat(direction="start")
+        yield
+    finally:
+        for measure, left in written:
+            measure.leftBarline = left
+
+
+def repeat_starts(measures: Sequence[Measure]) -> list[Measure]:
+    """The measures where a repeat starts that no `|:` marks: for each `:|` with no `|:` since the last
+    repeat end, the measure after the previous double bar (`||`, `|]`) or repeat end, or else the first."""
+    from music21 import bar
+
+    def starts(barline: Any) -> bool:
+        return isinstance(barline, bar.Repeat) and barline.direction == "start"
+
+    def ends_section(barline: Any) -> bool:  # a double bar, final bar or repeat end closes a section
+        if isinstance(barline, bar.Repeat):
+            return barline.direction == "end"
+        return barline is not None and barline.type in ("double", "final", "light-light", "light-heavy")
+
+    implied: list[Measure] = []
+    section = 0  # where the section the current measure belongs to began
+    opened = False  # a |: since the last :|
+    for index, measure in enumerate(measures):
+        left, right = measure.leftBarline, measure.rightBarline
+        if starts(left):
+            opened = True
+        elif index > 0 and ends_section(left) and not opened:
+            section = index
+        if isinstance(right, bar.Repeat) and right.direction == "end":
+            if not opened and all(measures[section] is not m for m in implied):
+                implied.append(measures[section])
+            section, opened = index + 1, False
+        elif ends_section(right) and not opened:
+            section = index + 1
+    return implied
 
 
 def _flat_unique(part: Stream) -> Stream:

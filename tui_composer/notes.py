@@ -4,6 +4,11 @@ A piece becomes a list of `Note(start, end, pitch, velocity)` with times in quar
 joined. MIDI files are read with mido (exact and fast); ABC and MusicXML through music21. Repeats are
 kept as written, not played out. Going back, `notes_to_score` builds a music21 Score from notes on a
 grid, and `notes_to_midi` a mido MidiFile.
+
+Every encoder bounds what it reads with the limits below (`check_lengths`, `check_length`, and `quantise`
+for grid steps): a hostile 60-byte tune with one note of a billion quarters must be refused before
+anything the size of its music is built. The limits are in quarter notes, not seconds: a grid and a
+token sequence grow with quarters whatever the tempo.
 """
 
 from __future__ import annotations
@@ -25,6 +30,19 @@ DRUM_CHANNEL = 9  # MIDI channel 10: percussion, no pitches
 DEFAULT_VELOCITY = 80
 TICKS_PER_QUARTER = 480
 
+# Bounds on what an encoder reads (public: tui_composer.api re-exports them). Real music stays far inside.
+MAX_NOTE_QUARTERS = 64  # one note, tied notes joined: sixteen 4/4 bars
+MAX_REST_QUARTERS = 64  # one silence, in every part at once
+MAX_BAR_QUARTERS = 256  # one written ABC bar: music21 re-bars an overfull one in 0.5 s at 256, 11 s at 512
+MAX_PIECE_QUARTERS = 16_384  # a whole piece: over two hours at 120 beats per minute
+MAX_PIECE_STEPS = 200_000  # a piece on an encoder's grid: 200,000 frames of a piano roll are 35 MB
+_LIMITS = {
+    "note": ("MAX_NOTE_QUARTERS", MAX_NOTE_QUARTERS),
+    "rest": ("MAX_REST_QUARTERS", MAX_REST_QUARTERS),
+    "bar": ("MAX_BAR_QUARTERS", MAX_BAR_QUARTERS),
+    "piece": ("MAX_PIECE_QUARTERS", MAX_PIECE_QUARTERS),
+}
+
 
 @dataclass(frozen=True, order=True)
 class Note:
@@ -34,8 +52,75 @@ class Note:
     velocity: int = DEFAULT_VELOCITY
 
 
+# --- bounds ----------------------------------------------------------------------------------------------
+
+
+def _quarters(value: float) -> str:
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def check_length(kind: str, quarters: float, name: str, *, at: float | None = None) -> None:
+    """EncodeError naming the bound when a `kind` ("note", "rest", "bar" or "piece") of `quarters` is over its
+    limit."""
+    constant, limit = _LIMITS[kind]
+    if quarters <= limit:
+        return
+    where = f" at quarter {_quarters(at)}" if at is not None else ""
+    raise EncodeError(
+        name,
+        f"a {kind} of {_quarters(quarters)} quarters{where} is longer than the {limit:,}-quarter limit "
+        f"(tui_composer.api.{constant}); shorten it or leave the piece out",
+    )
+
+
+def check_lengths(notes: Iterable[Note], name: str) -> None:
+    """EncodeError unless every note, every silence between notes (and before the first) and the whole piece
+    are within MAX_NOTE_QUARTERS, MAX_REST_QUARTERS and MAX_PIECE_QUARTERS."""
+    heard_until = 0.0
+    for n in sorted(notes):
+        check_length("rest", n.start - heard_until, name, at=heard_until)
+        check_length("note", n.end - n.start, name, at=n.start)
+        heard_until = max(heard_until, n.end)
+    check_length("piece", heard_until, name)
+
+
+def check_abc_lengths(tokens: Iterable[Any], name: str) -> None:
+    """The bounds on an ABC tune's music21 tokens (`ABCHandler.tokens`, after `process`), per voice, before
+    music21 builds a stream: its reader re-bars an overfull measure into a meter as long as the bar, so
+    `C9999|D8|E8|` (or 300 `C8` in one bar) runs for minutes and a billion quarters run out of memory.
+    Lengths are as written (a triplet's notes count their written length)."""
+    from music21 import abcFormat
+
+    voice = ""
+    written: dict[str, float] = {}  # quarters written so far in each voice
+    bar_start: dict[str, float] = {}  # where each voice's current bar began
+    for token in tokens:
+        if isinstance(token, abcFormat.ABCMetadata) and token.isVoice():
+            voice = (token.data.split() or [""])[0]
+        elif isinstance(token, abcFormat.ABCBar):
+            bar_start[voice] = written.get(voice, 0.0)
+        elif isinstance(token, abcFormat.ABCNote) and not token.inGrace:
+            length = float(token.quarterLength)
+            at = written.get(voice, 0.0)
+            check_length("rest" if token.isRest else "note", length, name, at=at)
+            written[voice] = at + length
+            check_length("bar", written[voice] - bar_start.get(voice, 0.0), name, at=bar_start.get(voice, 0.0))
+            check_length("piece", written[voice], name)
+
+
+def check_steps(steps: int, steps_per_quarter: int, name: str) -> None:
+    """EncodeError when a piece spans more than MAX_PIECE_STEPS steps of a `steps_per_quarter` grid."""
+    if steps > MAX_PIECE_STEPS:
+        raise EncodeError(
+            name,
+            f"{steps:,} steps of 1/{steps_per_quarter} quarter are more than the {MAX_PIECE_STEPS:,}-step limit "
+            "(tui_composer.api.MAX_PIECE_STEPS); use a coarser steps_per_quarter or a shorter piece",
+        )
+
+
 def piece_notes(piece: Piece) -> list[Note]:
-    """The notes of any piece, sorted by start and pitch; EncodeError (naming the piece) when there are none."""
+    """The notes of any piece, sorted by start and pitch; EncodeError (naming the piece) when there are none
+    or when they are longer than the bounds above allow."""
     if piece.format == "midi":
         notes = midi_notes(_open_midi(piece), piece.key)
     else:
@@ -44,6 +129,7 @@ def piece_notes(piece: Piece) -> list[Note]:
         notes = score_notes(parse_piece(piece))
         if not notes:
             raise EncodeError(piece.key, "no pitched notes")
+    check_lengths(notes, piece.key)
     return notes
 
 
@@ -132,9 +218,12 @@ class GridNote:
     velocity: int = DEFAULT_VELOCITY
 
 
-def quantise(notes: Iterable[Note], steps_per_quarter: int) -> list[GridNote]:
+def quantise(notes: Iterable[Note], steps_per_quarter: int, name: str = "piece") -> list[GridNote]:
     """Notes snapped to the grid; a note shorter than a step lasts one step, and overlapping notes of one
-    pitch are cut where the next one starts (a piano key can't be struck twice at once)."""
+    pitch are cut where the next one starts (a piano key can't be struck twice at once). EncodeError
+    (naming `name`) when they reach past MAX_PIECE_STEPS."""
+    notes = list(notes)
+    check_steps(round(max((n.end for n in notes), default=0.0) * steps_per_quarter), steps_per_quarter, name)
     snapped = sorted(
         GridNote(s, max(s + 1, round(n.end * steps_per_quarter)), n.pitch, n.velocity)
         for n in notes
