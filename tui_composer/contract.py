@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -186,6 +186,39 @@ class Encoder(ABC):
         """Optional capability: a checker that says which next tokens can still lead to a valid piece."""
         return None
 
+    def encode_primer(self, text: str) -> np.ndarray:
+        """ABC text as the start of every sample: what `SampleRequest.primer` holds.
+
+        The default reads the text as a tune (an `X:1` line is put first when it has none; the tune must
+        hold notes, e.g. `M:6/8\\nK:G\\nGAB cBA|`) and encodes it; for tokens the bos and eos are left
+        out (the model starts every sample with bos itself, and the primer goes on). An encoder whose
+        tokens are characters overrides it to continue the text itself. Raises EncodeError("primer",
+        reason) when the text can't start a sample.
+        """
+        tune = text if text.startswith("X:") else "X:1\n" + text
+        piece = Piece(key="primer", title="primer", format="abc", path=Path("primer.abc"), text=tune)
+        try:
+            array = np.asarray(self.encode(self.read(piece)))
+        except (EncodeError, ValueError) as error:
+            reason = error.reason if isinstance(error, EncodeError) else str(error)
+            raise EncodeError("primer", f"the primer is not a tune this run's encoder can read: {reason}") from None
+        if self.kind != "tokens":
+            return array
+        data = self.data_spec()
+        ids = array.astype(np.int32)
+        if len(ids) and ids[0] == data.bos:
+            ids = ids[1:]
+        if len(ids) and ids[-1] == data.eos:
+            ids = ids[:-1]
+        return ids
+
+    def symbols_text(self, array: np.ndarray) -> str:
+        """A sample as plain text, for one that can't be written as ABC: ids as numbers, frames as rows
+        of 0 and 1. Token encoders write their symbols instead."""
+        if array.ndim == 2:
+            return "\n".join("".join(str(int(v)) for v in row) for row in array)
+        return " ".join(str(int(i)) for i in array)
+
 
 class TokenEncoder(Encoder):
     """An encoder whose readings are lists of symbols, encoded over a Vocabulary fitted on the training split.
@@ -218,18 +251,51 @@ class TokenEncoder(Encoder):
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.vocabulary = Vocabulary.from_json(state["vocabulary"])
 
+    def symbols_text(self, array: np.ndarray) -> str:
+        """The sample's symbols up to eos, separated by spaces (ids when no vocabulary is fitted)."""
+        if self.vocabulary is None:
+            return super().symbols_text(array)
+        return " ".join(self.vocabulary.decode(array))
 
-class TokenConstraint(Protocol):
-    """Incremental validity check for token samplers (one state per sequence being sampled)."""
 
+class TokenConstraint(ABC):
+    """Incremental validity check for token samplers (one state per sequence being sampled).
+
+    Subclass it and write `start`, `allowed` and `advance`; the two optional capabilities have defaults
+    that are always correct, and a constraint overrides them only to be faster or to steer:
+
+    - `allows(state, token)`: whether one token may come next. The decoder draws from the unmasked
+      distribution first and asks this; only a refused draw builds the whole mask (and draws again from
+      the masked distribution, which keeps it exact). Override it when one token is cheaper to check
+      than a whole mask.
+    - `bounded(max_length)`: a constraint that also finishes every piece within `max_length` tokens,
+      eos and primer included. The default returns the constraint itself (no steering: a piece that
+      reaches the length limit is cut there).
+
+    The decoder calls `allowed` or `allows` once per sampled token and sequence: cache masks per state.
+    States are the constraint's own: `advance` returns a new one and never changes the one it is given.
+    """
+
+    @abstractmethod
     def start(self) -> Any:
         """A fresh state at the beginning of a piece (after bos)."""
 
+    @abstractmethod
     def allowed(self, state: Any) -> np.ndarray:
-        """A boolean mask over the vocabulary: the tokens that may come next."""
+        """A boolean mask over the vocabulary: the tokens that may come next (eos only where the piece
+        is complete; never all False)."""
 
+    @abstractmethod
     def advance(self, state: Any, token: int) -> Any:
         """The state after `token`."""
+
+    def allows(self, state: Any, token: int) -> bool:
+        """Whether `token` may come next: `allowed(state)[token]`."""
+        return bool(self.allowed(state)[token])
+
+    def bounded(self, max_length: int) -> TokenConstraint:
+        """This constraint, steering every piece to its end within `max_length` tokens where it can."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -250,14 +316,80 @@ class EpochProgress:
 
 @dataclass(frozen=True)
 class SampleRequest:
+    """What the host asks of `Model.sample`; the core decoder (`tui_composer.decoding`) gives it meaning.
+
+    - `max_length`: steps per sample, the primer included. For tokens the end-of-tune is a step too (it
+      is not returned), so a sample holds at most `max_length` ids; a primer longer than that is
+      returned whole, with nothing after it. Frames samples are exactly max(max_length, primer) long.
+    - `temperature` T: the model's scores are divided by T before the draw. Tokens: p(id) ∝ exp(logit / T).
+      Frames: each feature is on with probability sigmoid(logit / T); a Gibbs-sampling model also runs
+      its chain at T (both conditionals take input / T, so p ∝ exp(-E / T)).
+    - `top_k` (0: off). Tokens: after the constraint's mask, only the k likeliest allowed ids may be
+      drawn (mask first, then top-k, then the draw: never an empty choice, never NaN). Frames: at most
+      k features on per frame (only the k with the largest logits may be on; each draws its Bernoulli).
+    - `seed`: every random number of a sample comes from one `np.random.default_rng(seed)`: the same
+      request gives the same samples.
+    - `primer`: ids without bos (the model starts with bos itself) or frames [P, features], made by
+      `Encoder.encode_primer`; it opens every sample, and the constraint's state is advanced over it.
+    - `constraint`: masks every token drawn after the primer (ignored for frames).
+    """
+
     n: int = 10
-    max_length: int = 1000  # tokens or frames per sample
+    max_length: int = 1000  # tokens or frames per sample, primer included
     temperature: float = 1.0
     top_k: int = 0  # 0: no top-k filter
     seed: int = 0
     primer: np.ndarray | None = None  # ids (without bos: the model adds it) or frames to continue
     constraint: TokenConstraint | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the decoder hands `DecodingStep.scores` at every step."""
+
+    temperature: float
+    rng: np.random.Generator  # the request's one generator: a model that draws (a Gibbs chain) draws from it
+    mask: np.ndarray | None = None  # [rows, vocabulary] bool: the allowed ids, for steps with `wants_mask`
+
+
+class DecodingStep(ABC):
+    """A model's part of sampling: one step for a batch of sequences. `tui_composer.decoding.decode`
+    does the rest, the same for every model: the primer, the constraint's mask, temperature, top-k,
+    the draw, end-of-tune, finished sequences leaving the batch, `max_length` and the seed.
+
+    A state is the model's own (an LSTM's h and c, an RNN-RBM's recurrent u, an RBM's last window) and
+    holds one row per sequence still being written, in order. Scores are logits, before temperature:
+    for tokens one per id (log-probabilities up to a constant per row: the decoder draws from
+    softmax(logits / T)); for frames one Bernoulli logit log(p / (1 - p)) per feature. A Gibbs-sampling
+    model runs its chain in `scores` (its draws at `context.temperature`, from `context.rng`) and
+    returns the logits of the chain's last visible conditional: the decoder makes that last draw.
+
+    Capability: `wants_mask = True` (on the class or the instance) asks for the constraint's masks in
+    `StepContext.mask` (a Gibbs chain over a token's softmax group masks every visible draw with it).
+    Otherwise the decoder may skip building masks (it draws first and asks `TokenConstraint.allows`).
+    The decoder calls `scores` once per state, before `advance`: a step that works out several steps at
+    once (an RBM's window) may keep the rest in its state.
+    """
+
+    wants_mask: bool = False
+
+    @abstractmethod
+    def prime(self, primer: np.ndarray, n: int) -> Any:
+        """The state of n sequences after bos (tokens) and the primer: ids [P] or frames [P, features]
+        (P may be 0)."""
+
+    @abstractmethod
+    def scores(self, state: Any, context: StepContext) -> np.ndarray:
+        """The next step's logits for every row: [rows, vocabulary] (tokens) or [rows, features] (frames)."""
+
+    @abstractmethod
+    def advance(self, state: Any, chosen: np.ndarray) -> Any:
+        """The state after the chosen ids [rows] (int32) or frames [rows, features] (uint8), one per row."""
+
+    @abstractmethod
+    def select(self, state: Any, rows: np.ndarray) -> Any:
+        """The state of these rows only, in this order (finished sequences leave the batch)."""
 
 
 class Model(ABC):
@@ -289,6 +421,17 @@ class Model(ABC):
     def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> Model:
         """Read what `save` wrote (Keras safe mode on)."""
 
-    @abstractmethod
+    def decoding_step(self) -> DecodingStep:
+        """The model's sampling step, for the core decoder (see DecodingStep)."""
+        raise NotImplementedError(f"model {type(self).__name__}: write decoding_step() (or sample())")
+
     def sample(self, request: SampleRequest) -> list[np.ndarray]:
-        """`request.n` new sequences: ids ending before eos (tokens) or binary frames."""
+        """`request.n` new sequences, each opening with the primer: int32 ids without bos and eos (tokens)
+        or uint8 frames [steps, features], at most `request.max_length` steps (see SampleRequest).
+
+        The default runs the core decoder over `decoding_step()`. A model may keep a fused fast path of
+        its own, as long as it gives the same samples for the same request.
+        """
+        from tui_composer.decoding import decode
+
+        return decode(self.decoding_step(), request, self.data, model=type(self).__name__)

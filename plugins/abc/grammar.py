@@ -58,7 +58,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tui_composer.api import Vocabulary
+from tui_composer.api import TokenConstraint, Vocabulary
 
 # --- durations ----------------------------------------------------------------------------------------
 
@@ -1423,7 +1423,7 @@ def _closing_candidates(core: Core, alphabet: Iterable[str]) -> Iterable[str]:
 _SHARED: dict[tuple[str, ...], AbcGrammar] = {}
 
 
-class AbcGrammar:
+class AbcGrammar(TokenConstraint):
     """`TokenConstraint` over an ABC character vocabulary (see the module docstring).
 
     A state is `(core, count)`: the checker's Core (None once an unexpected token, e.g. from a primer,
