@@ -260,7 +260,9 @@ def check_piece(piece: Piece) -> int:
             from music21 import converter
 
             if piece.format == "abc":
-                score = converter.parse(piece.text or "", format="abc", forceSource=True)
+                from tui_composer.export import parse_abc  # bounds lengths before music21 re-bars them
+
+                score = parse_abc(piece.text or "", name=piece.key)
             else:
                 check_music_file(piece.path, piece.format, max_file_bytes(piece.format))
                 score = converter.parse(piece.path, forceSource=True)

@@ -23,6 +23,7 @@ from tui_composer_plugins.piano_roll.encoder import PianoRollEncoder
 
 from tui_composer import api
 from tui_composer.contract import EncodeError, Encoder, Piece
+from tui_composer.corpora import check_piece
 
 ENCODERS: dict[str, Callable[..., Encoder]] = {
     "abc": AbcEncoder,
@@ -96,19 +97,23 @@ def _address_space() -> int:
 
 
 def guarded_read(encoder: Encoder, piece: Piece) -> Any:
-    """encoder.read(piece) with at most 1 GiB more address space than the first guarded read had: a
-    regression fails with MemoryError instead of taking the shared machine's memory. The limit is lifted
-    before the error reaches pytest, which needs memory to report it."""
+    return guarded(encoder.read, piece)
+
+
+def guarded(read: Callable[[Piece], Any], piece: Piece) -> Any:
+    """read(piece) with at most 1 GiB more address space than the first guarded read had: a regression
+    fails with MemoryError instead of taking the shared machine's memory. The limit is lifted before the
+    error reaches pytest, which needs memory to report it."""
     if not _ADDRESS_SPACE_BEFORE:
         _ADDRESS_SPACE_BEFORE.append(_address_space())
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = max(_ADDRESS_SPACE_BEFORE[0], _address_space()) + 2**30
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     try:
-        return encoder.read(piece)
+        return read(piece)
     except MemoryError:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-        pytest.fail(f"{piece.key}: {type(encoder).__name__} took more than 1 GiB", pytrace=False)
+        pytest.fail(f"{piece.key}: {read.__qualname__} took more than 1 GiB", pytrace=False)
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
@@ -130,6 +135,12 @@ def test_the_message_names_the_tune_the_length_and_the_limit() -> None:
         "hostile.abc#7: a note of 499,999,999.5 quarters at quarter 0 is longer than the 64-quarter limit "
         "(tui_composer.api.MAX_NOTE_QUARTERS); shorten it or leave the piece out"
     )
+
+
+def test_import_refuses_the_tune_before_music21_re_bars_it() -> None:
+    # music21 alone asks for a billion-part time signature here (MemoryError, or the machine's memory)
+    with pytest.raises(EncodeError, match=r"hostile\.abc#1: a note of 499,999,999\.5 quarters .*MAX_NOTE_QUARTERS"):
+        guarded(check_piece, abc_piece(HEADER + "C999999999|D8|E8|\n", key="hostile.abc#1"))
 
 
 def test_a_tune_without_a_unit_length_is_refused_too() -> None:
