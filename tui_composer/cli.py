@@ -252,10 +252,11 @@ def runs(context: StudioContext, as_json: bool) -> None:
 
 
 def runs_table(rows: list[dict[str, Any]], width: int) -> Any:
-    """`tui-composer runs` as a rich Table that reads in `width` columns: whole run names, the rest wrapped.
+    """`tui-composer runs` as rich renderables that read in `width` columns: whole run names, the rest wrapped.
 
     When every column fits, one column each. Otherwise the corpus, encoder/model and start time share
-    the last column, one line each: the name, the state and the numbers are never cut.
+    the last column, one line each: the name, the state and the numbers are never cut. With a name too
+    long even for that, each run is its name on a line and the rest on the next.
     """
     import datetime as dt
     import textwrap
@@ -295,8 +296,18 @@ def runs_table(rows: list[dict[str, Any]], width: int) -> Any:
         for line, shipped in zip(lines, read_only, strict=True):
             table.add_row(*(escape(cell) for cell in (line[0], line[1] + " (read-only)" * shipped, *line[2:])))
         return table
-    # Wrapped here, not by rich: its folding of a word longer than the column drops characters.
-    room = max(12, width - sum(natural[:4]) - 2 - 3 * 4)
+    room = width - sum(natural[:4]) - 2 - 3 * 4
+    if room < len("encoder/model"):  # a very long name: each run as a name line and a wrapped line below
+        from rich.console import Group, RenderableType
+        from rich.padding import Padding
+        from rich.text import Text
+
+        blocks: list[RenderableType] = [Text("Runs", style="italic", justify="center")]
+        for line, shipped in zip(lines, read_only, strict=True):
+            details = [line[1] + " (read-only)" * shipped, f"epoch {line[2]}", f"best {line[3]}", *line[4:]]
+            blocks += [Text(line[0], style="bold"), Padding(Text(" · ".join(d for d in details if d)), (0, 0, 0, 2))]
+        return Group(*blocks)
+    # Wrapped here, not by rich: a word longer than its column would be cut with an ellipsis.
     table.add_column("corpus\nencoder/model\nstarted", width=room, no_wrap=True)
     for line, shipped in zip(lines, read_only, strict=True):
         parts = [p for p in (line[4], line[5], line[6]) if p]

@@ -3,7 +3,8 @@
 A training is started detached: in its own session, with no terminal (stdin from /dev/null, output to
 a log file), so closing the TUI or dropping the SSH connection doesn't stop it and TensorFlow's logging
 never reaches the screen. The TUI finds it again through the run's status file, whose heartbeat and pid
-say whether it is still alive.
+say whether it is still alive. The log ends up in the run folder as `train.log`, where a training
+started from a shell writes its log too (`tui_composer.runlog`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui_composer.jobs import SampleOptions, TrainingRequest
+from tui_composer.runlog import LAUNCH_LOG_VARIABLE
 from tui_composer.runs import Run
-from tui_composer.training import TrainingRequest
 from tui_composer.workspace import HOME_VARIABLE, Workspace, WorkspaceError
 
 LOGS_FOLDER = "logs"
@@ -49,38 +51,17 @@ def new_run_name(model: str) -> str:
 
 def train_arguments(request: TrainingRequest) -> list[str]:
     """The `train` arguments (after `tui-composer --workspace WS`) for a request; parameters as typed."""
-    args = ["train", "--corpus", request.corpus, "--encoder", request.encoder, "--model", request.model]
-    if request.name:
-        args += ["--name", request.name]
-    args += ["--epochs", str(request.epochs), "--seed", str(request.seed), "--patience", str(request.patience)]
-    for key, value in request.model_params.items():
-        args += ["--set", f"{key}={value}"]
-    for key, value in request.encoder_params.items():
-        args += ["--encoder-set", f"{key}={value}"]
-    return args
-
-
-def _sample_flags() -> set[str]:
-    from tui_composer.cli import cli
-
-    command = cli.commands.get("sample")
-    options = command.params if command is not None else []
-    return {flag for option in options for flag in (*option.opts, *getattr(option, "secondary_opts", ()))}
+    return request.argv()
 
 
 def constrained_by_default() -> bool:
-    """Whether `sample` constrains by default (it then offers `--no-constrain` to turn it off)."""
-    return "--no-constrain" in _sample_flags()
+    """Whether `sample` constrains by default (`--constrain/--no-constrain`, default on)."""
+    return SampleOptions().constrain
 
 
 def constraint_flags(constrained: bool) -> list[str]:
-    """The `sample` flag for grammar-constrained sampling or not, as the installed command spells it."""
-    flags = _sample_flags()
-    if constrained and "--constrain" in flags and not constrained_by_default():
-        return ["--constrain"]
-    if not constrained and "--no-constrain" in flags:
-        return ["--no-constrain"]
-    return []
+    """The `sample` flag for grammar-constrained sampling or not."""
+    return ["--constrain"] if constrained else ["--no-constrain"]
 
 
 @dataclass
@@ -89,19 +70,23 @@ class Launched:
 
     run: str
     pid: int
-    log_path: Path
+    log_path: Path  # where the output went first; the trainer moves it to `run_log_path`
     process: subprocess.Popen[bytes] = field(repr=False)
+    run_log_path: Path | None = None
 
     def exit_code(self) -> int | None:
         """None while it runs; polling also reaps it, so a finished child never lingers as a zombie."""
         return self.process.poll()
 
     def log_tail(self, lines: int = 8) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        for path in (self.log_path, self.run_log_path):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace") if path is not None else None
+            except FileNotFoundError:
+                continue
+            if text is not None:
+                return "\n".join(text.splitlines()[-lines:])
+        return ""
 
 
 def launch_log(workspace: Workspace, run: str) -> Path:
@@ -115,9 +100,14 @@ def launch_log(workspace: Workspace, run: str) -> Path:
     return folder / f"{run}.log"
 
 
-def start_detached(workspace: Workspace, arguments: Sequence[str], run: str) -> Launched:
-    """Start `tui-composer ARGS` in a new session with its output appended to the run's launch log."""
-    log_path = launch_log(workspace, run)
+def start_detached(workspace: Workspace, arguments: Sequence[str], run: str, log_path: Path | None = None) -> Launched:
+    """Start `tui-composer ARGS` in a new session with its output appended to `log_path`.
+
+    By default the launch log; the trainer moves that into its run folder as train.log once it made it.
+    """
+    log_path = log_path or launch_log(workspace, run)
+    env = child_env(workspace)
+    env[LAUNCH_LOG_VARIABLE] = str(log_path)
     with open(log_path, "ab") as log:
         log.write(f"$ tui-composer {' '.join(arguments)}\n".encode())
         log.flush()
@@ -126,11 +116,12 @@ def start_detached(workspace: Workspace, arguments: Sequence[str], run: str) -> 
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=child_env(workspace),
+            env=env,
             start_new_session=True,  # not in the TUI's process group: no SIGHUP/SIGINT from its terminal
             close_fds=True,
         )
-    return Launched(run=run, pid=process.pid, log_path=log_path, process=process)
+    run_log_path = workspace.runs_dir / run / "train.log"
+    return Launched(run=run, pid=process.pid, log_path=log_path, process=process, run_log_path=run_log_path)
 
 
 def start_training(workspace: Workspace, request: TrainingRequest) -> Launched:
@@ -145,7 +136,7 @@ def resume_training(workspace: Workspace, run: Run) -> Launched:
         raise WorkspaceError(f"run {run.name!r} ships with tui-composer and is read-only; train a new run instead")
     if state in ("starting", "training"):
         raise WorkspaceError(f"run {run.name!r} is still training; stop it before resuming")
-    return start_detached(workspace, ["train", "--resume", run.name], run.name)
+    return start_detached(workspace, ["train", "--resume", run.name], run.name, run.log_path)
 
 
 def stop_training(run: Run) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 
+from tui_composer.jobs import SampleOptions, TrainingRequest
 from tui_composer.launcher import constrained_by_default, constraint_flags, train_arguments
 from tui_composer.notes import Note
-from tui_composer.training import TrainingRequest
 from tui_composer.tui.notes import NotesUnavailable, notes_of_abc
 from tui_composer.tui.runwatch import MetricsTail
 from tui_composer.tui.screens.samples import Sample, export_samples, verdict
@@ -107,10 +107,20 @@ def test_train_arguments_carry_the_form_as_typed() -> None:
 
 
 def test_constraint_flags_follow_the_sample_command() -> None:
-    if constrained_by_default():
-        assert constraint_flags(True) == [] and constraint_flags(False) == ["--no-constrain"]
-    else:
-        assert constraint_flags(True) == ["--constrain"] and constraint_flags(False) == []
+    from tui_composer.commands.sample import sample
+
+    flags = {flag for option in sample.params for flag in (*option.opts, *getattr(option, "secondary_opts", ()))}
+    assert constraint_flags(True) == ["--constrain"] and constraint_flags(False) == ["--no-constrain"]
+    assert {"--constrain", "--no-constrain"} <= flags
+    assert constrained_by_default() is True
+
+
+def test_sample_options_spell_the_sample_command_line() -> None:
+    options = SampleOptions(n=3, temperature=0.9, seed=7, max_length=200, primer="M:6/8\nK:G\n", constrain=False)
+    assert options.argv("jig") == [
+        "sample", "jig", "-n", "3", "--temperature", "0.9", "--top-k", "0", "--seed", "7", "--max-length", "200",
+        "--primer", "M:6/8\nK:G\n", "--no-constrain", "--json",
+    ]  # fmt: skip
 
 
 def test_verdicts_read_like_the_check_command() -> None:

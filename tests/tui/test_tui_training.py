@@ -82,7 +82,7 @@ async def test_new_run_trains_outlives_the_tui_and_is_listed_after_restart(real_
         chart = runs.query_one(LossChart)
         assert chart.epochs == 3 and chart.train and 0 < chart.valid[0][1] < 10
         table = runs.query_one("#runs", DataTable)
-        assert table.get_row("tiny")[4] == "abc/char-lstm"
+        assert str(table.get_row("tiny")[4]) == "abc/char-lstm"
         status = real_studio.runs.get("tiny").status()
         pid = status["pid"]
         if status["state"] == "training":
@@ -95,7 +95,12 @@ async def test_new_run_trains_outlives_the_tui_and_is_listed_after_restart(real_
     deadline = time.monotonic() + 120
     while run_state(real_studio, "tiny") != "finished" and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert run_state(real_studio, "tiny") == "finished", (real_studio.workspace.root / "logs" / "tiny.log").read_text()
+    log = real_studio.workspace.runs_dir / "tiny" / "train.log"
+    assert run_state(real_studio, "tiny") == "finished", log.read_text()
+    # One log place: the launch log moved into the run folder, with the command line that started it.
+    assert not (real_studio.workspace.root / "logs" / "tiny.log").exists()
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("$ tui-composer train --corpus jigs") and any("epoch 3/3" in x for x in lines)
 
     again = ComposerApp(real_studio)
     async with again.run_test(size=SIZE) as pilot:
@@ -139,6 +144,9 @@ def trained_run(real_studio: Studio) -> Studio:
 
 
 async def test_generate_copy_and_export_samples(trained_run: Studio, tmp_path: Path) -> None:
+    # Trained from a shell, the run's log is in the same place as a TUI-started run's.
+    log = (trained_run.workspace.runs_dir / "tiny" / "train.log").read_text().splitlines()
+    assert log[0].startswith("run tiny: training char-lstm on corpus jigs") and any("epoch 1/1:" in x for x in log)
     app = ComposerApp(trained_run)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f4")

@@ -20,6 +20,7 @@ from tui_composer.distribute import (
     gpu_memory_from,
 )
 from tui_composer.params import ParamError, parse_assignments
+from tui_composer.runlog import run_log
 from tui_composer.training import (
     DEFAULT_EPOCHS,
     DEFAULT_PATIENCE,
@@ -146,6 +147,7 @@ def train(
     except (TrainingError, ParamError, WorkspaceError) as error:
         raise click.ClickException(str(error)) from None
 
+    click.get_current_context().with_resource(run_log(run))  # runs/NAME/train.log, whoever started it
     config = run.config
     verb = "resuming" if resume else "training"
     click.echo(
