@@ -298,7 +298,7 @@ def run_novelty_index(studio: Studio, run_name: str) -> NoveltyIndex:
     from tui_composer.workspace import WorkspaceError
 
     run = studio.runs.get(run_name)
-    corpus = run.config.get("corpus")
+    corpus = run.settings().get("corpus")  # only the corpus matters here, not every training setting
     if not corpus:
         raise WorkspaceError(f"run {run_name!r} names no corpus in its config.json; check it without --run")
     return corpus_novelty_index(studio, corpus)
