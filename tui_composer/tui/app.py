@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from tui_composer.launcher import Launched
@@ -130,7 +131,8 @@ class ComposerApp(App[None]):
         for name, state in states.items():
             before = self._states.get(name)
             if before in LIVE and state not in LIVE:
-                severity = "information" if state in ("finished", "stopped", "stopped_early") else "error"
+                done = state in ("finished", "stopped", "stopped_early")
+                severity: SeverityLevel = "information" if done else "error"
                 self.notify(f"Run {name} is {state}", severity=severity, timeout=8)
         self._states = states
         self.training_count = sum(1 for s in states.values() if s in LIVE)
@@ -141,16 +143,16 @@ class ComposerApp(App[None]):
 
     async def show_run(self, name: str) -> None:
         await self.switch_mode("runs")
-        self.screen.follow(name)  # type: ignore[attr-defined] - the Runs screen
+        cast(Any, self.screen).follow(name)  # the Runs screen
 
     async def show_samples(self, run: str) -> None:
         await self.switch_mode("samples")
-        self.screen.preselect(run)  # type: ignore[attr-defined] - the Samples screen
+        cast(Any, self.screen).preselect(run)  # the Samples screen
 
     async def new_run_from(self, run: str, settings: Mapping[str, Any]) -> None:
         """New run, filled with the settings `run` was trained with."""
         await self.switch_mode("new")
-        await self.screen.fill_from(run, settings)  # type: ignore[attr-defined] - the New run screen
+        await cast(Any, self.screen).fill_from(run, settings)  # the New run screen
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

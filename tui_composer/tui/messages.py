@@ -46,6 +46,7 @@ class NotesParsed(Message):
     target: str  # which preview asked: a piece key or a sample index
     notes: list[Any] = field(default_factory=list)
     error: str = ""
+    abc: str | None = None  # a corpus piece that isn't ABC text (MusicXML, MIDI): its ABC from the ABC writer
 
 
 @dataclass

@@ -1,21 +1,26 @@
-"""New run: a corpus, an encoder and a model (any pair), their hyperparameters, and start."""
+"""New run: a corpus, an encoder and a model (any pair), their hyperparameters, and start.
+
+`fill_from` puts another run's settings in the form (`c` on Runs: a new run from that one).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
+from tui_composer.jobs import DEFAULT_EPOCHS, DEFAULT_PATIENCE, TrainingRequest
 from tui_composer.launcher import new_run_name, start_training
 from tui_composer.params import Param
-from tui_composer.training import DEFAULT_EPOCHS, DEFAULT_PATIENCE, TrainingRequest
 from tui_composer.tui.messages import TrainingLaunched
 from tui_composer.tui.screens.base import ComposerScreen
-from tui_composer.tui.widgets.param_form import ParamForm
+from tui_composer.tui.widgets.param_form import ParamForm, name_width
 from tui_composer.workspace import WorkspaceError, check_name
 
 # The `train` command's own options, checked like hyperparameters.
@@ -28,11 +33,20 @@ RUN_OPTIONS = (EPOCHS, PATIENCE, SEED)
 class NewRunScreen(ComposerScreen):
     MODE = "new"
     BINDINGS = [Binding("ctrl+r", "start", "Start training", priority=True)]
-    PALETTE = (("Start training", "Start a training run with the New run form", "start"),)
+    PALETTE = (("Start training", "Start a training run with the New run form (ctrl+r)", "start"),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names_width = name_width([p.name for p in RUN_OPTIONS])
+        self._form_of = {"encoder": "", "model": ""}  # the plugin each form was made for
 
     def compose_body(self) -> ComposeResult:
         registry = self.studio.registry
         corpora = self.studio.catalogue.names()
+        # One names' column for every form, as wide as the longest name of any installed plugin needs.
+        names = [p.name for spec in registry.encoders.values() for p in spec.params]
+        names += [p.name for spec in registry.models.values() for p in spec.params]
+        self.names_width = name_width([*names, *(p.name for p in RUN_OPTIONS)])
         with VerticalScroll(id="new-run"):
             # Names in the lists, the chosen one's description beside it (descriptions are long).
             choices = (
@@ -42,20 +56,26 @@ class NewRunScreen(ComposerScreen):
             )
             for field, prompt, names in choices:
                 with Horizontal(classes="field"):
-                    yield Label(field.capitalize(), classes="field-name")
+                    yield self._name_label(field.capitalize())
                     yield Select([(n, n) for n in names], prompt=prompt, id=field, compact=True, classes="pick")
                     yield Label("", id=f"{field}-about", classes="param-help")
             with Horizontal(classes="field"):
-                yield Label("Run name", classes="field-name")
+                yield self._name_label("Run name")
                 yield Input(placeholder="generated", id="run-name", compact=True)
-            yield ParamForm("run", "Training", RUN_OPTIONS, show_title=False, id="run-form")
+            width = self.names_width
+            yield ParamForm("run", "Training", RUN_OPTIONS, show_title=False, names_width=width, id="run-form")
             # Holders keep each form's place; a form is replaced whole when its plugin changes.
             with Vertical(id="encoder-form-holder", classes="form-holder"):
-                yield ParamForm("encoder", "Encoder hyperparameters", (), id="encoder-form")
+                yield ParamForm("encoder", "Encoder hyperparameters", (), names_width=width, id="encoder-form")
             with Vertical(id="model-form-holder", classes="form-holder"):
-                yield ParamForm("model", "Model hyperparameters", (), id="model-form")
+                yield ParamForm("model", "Model hyperparameters", (), names_width=width, id="model-form")
             yield Static("", id="new-run-problem")
             yield Button("Start training (ctrl+r)", variant="primary", id="start", compact=True)
+
+    def _name_label(self, text: str) -> Label:
+        label = Label(text, classes="field-name")
+        label.styles.width = self.names_width
+        return label
 
     def on_mount(self) -> None:
         self.query_one("#corpus", Select).focus()
@@ -99,20 +119,66 @@ class NewRunScreen(ComposerScreen):
 
     @on(Select.Changed, "#encoder")
     async def _encoder_changed(self, event: Select.Changed) -> None:
-        spec = self.studio.registry.encoders.get(str(event.value))
-        self.query_one("#encoder-about", Label).update(f"{spec.description} (makes {spec.makes})" if spec else "")
-        await self._replace_form("encoder-form", "encoder", f"Encoder {event.value}", spec.params if spec else ())
+        await self._show_plugin("encoder", event.value)
 
     @on(Select.Changed, "#model")
     async def _model_changed(self, event: Select.Changed) -> None:
-        spec = self.studio.registry.models.get(str(event.value))
-        self.query_one("#model-about", Label).update(spec.description if spec else "")
-        await self._replace_form("model-form", "model", f"Model {event.value}", spec.params if spec else ())
+        await self._show_plugin("model", event.value)
 
-    async def _replace_form(self, form_id: str, owner: str, title: str, params: Sequence[Param]) -> None:
-        holder = self.query_one(f"#{form_id}-holder", Vertical)
+    async def _show_plugin(self, owner: str, value: Any) -> None:
+        """The chosen encoder's or model's description, and its form (made again only for another plugin)."""
+        name = "" if value is Select.NULL else str(value)
+        if name == self._form_of[owner]:
+            return  # already shown (fill_from made it before the Select's Changed arrived)
+        self._form_of[owner] = name
+        if owner == "encoder":
+            encoder = self.studio.registry.encoders.get(name)
+            about = f"{encoder.description} (makes {encoder.makes})" if encoder else ""
+            params: Sequence[Param] = encoder.params if encoder else ()
+        else:
+            model = self.studio.registry.models.get(name)
+            about, params = (model.description, model.params) if model else ("", ())
+        self.query_one(f"#{owner}-about", Label).update(about)
+        holder = self.query_one(f"#{owner}-form-holder", Vertical)
         await holder.remove_children()
-        await holder.mount(ParamForm(owner, title, params, id=form_id))
+        form = ParamForm(owner, f"{owner.capitalize()} {name}", params, names_width=self.names_width)
+        form.id = f"{owner}-form"
+        await holder.mount(form)
+
+    async def fill_from(self, run: str, settings: Mapping[str, Any]) -> None:
+        """The form as `run` was started: corpus, encoder, model, their parameters, epochs, patience, seed.
+
+        The name is left blank (a new one is made); what no longer fits (a plugin or a parameter gone) is
+        named in a notification.
+        """
+        left_out = []
+        for field, names in (
+            ("corpus", self.studio.catalogue.names()),
+            ("encoder", list(self.studio.registry.encoders)),
+            ("model", list(self.studio.registry.models)),
+        ):
+            value = settings.get(field)
+            if value in names:
+                self.query_one(f"#{field}", Select).value = value
+                if field != "corpus":
+                    await self._show_plugin(field, value)
+            else:
+                left_out.append(f"{field} {value!r} (not installed)")
+        options = {key: settings[key] for key in ("epochs", "patience", "seed") if key in settings}
+        left_out += self.query_one("#run-form", ParamForm).fill(options)
+        for owner in ("encoder", "model"):
+            if settings.get(owner) == self._form_of[owner]:
+                unknown = self.query_one(f"#{owner}-form", ParamForm).fill(settings.get(f"{owner}_params") or {})
+                left_out += [f"{owner} parameter {name}" for name in unknown]
+        self.query_one("#run-name", Input).value = ""
+        problem = self.query_one("#new-run-problem", Static)
+        problem.update(f"The settings of {run}: change what you like, then start (ctrl+r).")
+        problem.remove_class("-error")
+        message = f"New run from {run}'s settings; the name is left for you (or generated)."
+        if left_out:
+            message += f" Left out: {', '.join(left_out)}."
+        self.notify(message, severity="warning" if left_out else "information", timeout=8)
+        self.query_one("#run-name", Input).focus()
 
     def request(self) -> tuple[TrainingRequest | None, list[str]]:
         """The training the form describes, or the problems that stop it (each naming its field)."""
@@ -156,33 +222,60 @@ class NewRunScreen(ComposerScreen):
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
         request, problems = self.request()
-        problem = self.query_one("#new-run-problem", Static)
         if request is None:
-            problem.update("Can't start: " + "; ".join(problems))
-            problem.add_class("-error")
+            self._refuse("Can't start: " + "; ".join(problems), self._field_at_fault())
             return
         if any(r.name == request.name for r in self.studio.runs.list()):
-            problem.update(f"Can't start: a run named {request.name!r} exists; choose another name")
+            name_input = self.query_one("#run-name", Input)
+            self._refuse(f"Can't start: a run named {request.name!r} exists; choose another name", name_input)
             return
+        problem = self.query_one("#new-run-problem", Static)
         problem.update(f"Starting {request.name}…")
         problem.remove_class("-error")
         self._launch(request)
 
+    def _refuse(self, text: str, field: Widget | None) -> None:
+        """Say why where it is seen: a notification, and the field at fault focused and scrolled to.
+
+        The line above the Start button says it too, but the form is taller than a terminal.
+        """
+        problem = self.query_one("#new-run-problem", Static)
+        problem.update(text)
+        problem.add_class("-error")
+        self.notify(text, severity="error", timeout=10)
+        if field is not None:
+            field.focus()
+            self.query_one("#new-run", VerticalScroll).scroll_to_widget(field, animate=False)
+
+    def _field_at_fault(self) -> Widget | None:
+        """The first field whose value stops the start: an unchosen list, a refused value, the name."""
+        for field in ("corpus", "encoder", "model"):
+            select = self.query_one(f"#{field}", Select)
+            if select.value is Select.NULL:
+                return select
+        for form_id in ("run-form", "encoder-form", "model-form"):
+            invalid = self.query_one(f"#{form_id}", ParamForm).first_invalid()
+            if invalid is not None:
+                return invalid
+        name = self.query_one("#run-name", Input)
+        return name if name.value.strip() else self.query_one("#encoder", Select)
+
     @work(thread=True, group="launch")
     def _launch(self, request: TrainingRequest) -> None:
+        name = request.name or ""  # always set by request()
         try:
             launched = start_training(self.studio.workspace, request)
         except OSError as error:
-            self.post_message(TrainingLaunched(request.name, error=f"could not start python: {error}"))
+            self.post_message(TrainingLaunched(name, error=f"could not start python: {error}"))
             return
         self.composer.track(launched)
-        self.post_message(TrainingLaunched(request.name, launched.pid))
+        self.post_message(TrainingLaunched(name, launched.pid))
 
     async def on_training_launched(self, message: TrainingLaunched) -> None:
-        problem = self.query_one("#new-run-problem", Static)
         if message.error:
-            problem.update(f"Can't start: {message.error}")
+            self._refuse(f"Can't start {message.run}: {message.error}", None)
             return
+        problem = self.query_one("#new-run-problem", Static)
         problem.update("")
         self.query_one("#run-name", Input).value = ""
         self.notify(f"Training {message.run} started (pid {message.pid}); it keeps going if you quit.")

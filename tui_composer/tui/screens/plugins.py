@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from tui_composer.tui.screens.base import ComposerScreen
+from tui_composer.tui.widgets.filter_bar import FilterBar
+from tui_composer.tui.widgets.row_table import Column, RowTable
+
+# The distribution is never cut: `tui-composer-qa` cut to `tui-composer` reads as a built-in.
+PLUGIN_COLUMNS = (
+    Column("kind", "kind", 7),
+    Column("name", "name", 12, grow=3),
+    Column("plugin", "plugin", 10, grow=2, drop=2),
+    Column("distribution", "distribution", 12, whole=True),
+    Column("version", "version", 7, drop=1),
+    Column("status", "status / error", 10, grow=1),
+)
 
 
 class PluginsScreen(ComposerScreen):
     MODE = "plugins"
+    BINDINGS = [Binding("slash", "filter", "Filter")]
+    PALETTE = (("Filter plugins", "Keep the rows with every typed word in some column (/)", "filter"),)
 
     def __init__(self) -> None:
         super().__init__()
         self._details: dict[str, str] = {}
+        self.table = RowTable(PLUGIN_COLUMNS, id="plugins", zebra_stripes=True)
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="plugins", cursor_type="row", zebra_stripes=True)
+        yield FilterBar(self.table, "rows", id="plugins-filter")
+        yield self.table
         with VerticalScroll(id="plugin-detail-scroll"):
             yield Static("", id="plugin-detail", markup=False)
 
+    def action_filter(self) -> None:
+        self.query_one("#plugins-filter", FilterBar).open()
+
     def on_mount(self) -> None:
-        table = self.query_one("#plugins", DataTable)
-        for label, width in (("kind", 7), ("name", 14), ("plugin", 15), ("distribution", 12), ("version", 7)):
-            table.add_column(label, width=width)
-        table.add_column("status / error", width=10)
+        rows: list[tuple[str, dict[str, Any]]] = []
+
+        def add_row(key: str, *cells: str) -> None:
+            rows.append((key, dict(zip([c.key for c in PLUGIN_COLUMNS], cells, strict=True))))
+
         host = self.studio.host
         registry = self.studio.registry  # collecting runs the hooks, which may mark plugins failed
         for kind, specs in (("encoder", registry.encoders), ("model", registry.models), ("corpus", registry.corpora)):
@@ -36,9 +59,7 @@ class PluginsScreen(ComposerScreen):
                 if info is not None and info.errors:
                     status = f"{status}: {info.errors[0]}"
                 key = f"{kind}:{name}"
-                table.add_row(
-                    kind, name, spec.origin.plugin, spec.origin.distribution, spec.origin.version, status, key=key
-                )
+                add_row(key, kind, name, spec.origin.plugin, spec.origin.distribution, spec.origin.version, status)
                 lines = [f"{kind} {name} — {spec.description}"]
                 lines += [f"  from plugin {spec.origin.plugin} ({spec.origin.distribution} {spec.origin.version})"]
                 if kind == "encoder":
@@ -58,13 +79,13 @@ class PluginsScreen(ComposerScreen):
             key = f"plugin:{info.name}"
             error = info.errors[0] if info.errors else "registers nothing"
             status = f"{info.status}: {error}"
-            table.add_row("plugin", info.name, info.name, info.distribution, info.version, status, key=key)
+            add_row(key, "plugin", info.name, info.name, info.distribution, info.version, status)
             self._details[key] = "\n".join(
                 [f"plugin {info.name} ({info.module}) — {info.status}", f"  error: {error}", *info.errors[1:]]
             )
-        if table.row_count:
-            first = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            self._show(str(first))
+        self.table.set_rows(rows)
+        if self.table.selected_key is not None:
+            self._show(self.table.selected_key)
 
     @on(DataTable.RowHighlighted, "#plugins")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -1,6 +1,12 @@
-"""Runs: every run with its state; the selected one's live loss chart and progress; stop, resume, delete."""
+"""Runs: every run with its state; the selected one's live loss chart and progress; stop, resume, delete.
+
+Also its log (`l`, the run folder's train.log however the run was started) and a new run with its
+settings (`c`, into New run).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -10,10 +16,13 @@ from textual.widgets import DataTable, ProgressBar, Static
 
 from tui_composer.launcher import resume_training, stop_training
 from tui_composer.tui.messages import RunsPolled, TrainingLaunched
-from tui_composer.tui.runwatch import RunDetail, RunRow, RunWatcher, format_duration
+from tui_composer.tui.runwatch import DONE_STATES, RunDetail, RunRow, RunWatcher, _short_time, format_duration
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.dialogs import ConfirmDialog
+from tui_composer.tui.screens.run_log import RunLogScreen
+from tui_composer.tui.widgets.filter_bar import FilterBar
 from tui_composer.tui.widgets.loss_chart import LossChart
+from tui_composer.tui.widgets.row_table import Column, RowTable
 from tui_composer.workspace import WorkspaceError
 
 POLL_SECONDS = 0.5
@@ -24,6 +33,25 @@ def _loss(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "-"
 
 
+# At 80 columns the corpus and the start time give way (the line under the title has them).
+RUN_COLUMNS = (
+    Column("name", "run", 12, whole=True),
+    Column("state", "status", 11),
+    Column("epoch", "epoch", 5, align="right"),
+    Column("best", "best", 6, format=_loss, align="right"),
+    Column("pair", "encoder/model", 13, whole=True),
+    Column("corpus", "corpus", 7, grow=1, drop=2),
+    Column("started", "start", 5, format=_short_time, drop=1),
+)
+
+
+def epochs_cell(row: RunRow) -> str:
+    """`2/5` while a run has epochs ahead of it; a finished run's epochs alone (it may stop before the plan)."""
+    if row.state in DONE_STATES or not row.epochs:
+        return str(row.epoch)
+    return f"{row.epoch}/{row.epochs}"
+
+
 class RunsScreen(ComposerScreen):
     MODE = "runs"
     BINDINGS = [
@@ -31,12 +59,18 @@ class RunsScreen(ComposerScreen):
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("g", "samples", "Sample"),
+        Binding("l", "log", "Log"),
+        Binding("c", "clone", "Clone"),
+        Binding("slash", "filter", "Filter"),
     ]
     PALETTE = (
-        ("Stop run", "Stop the selected run's training (it checkpoints first)", "stop"),
-        ("Resume run", "Continue the selected run's training from its last checkpoint", "resume"),
-        ("Delete run", "Delete the selected run and its files", "delete"),
-        ("Sample from run", "Open Samples for the selected run", "samples"),
+        ("Stop run", "Stop the selected run's training (it checkpoints first) (s)", "stop"),
+        ("Resume run", "Continue the selected run's training from its last checkpoint (r)", "resume"),
+        ("Delete run", "Delete the selected run and its files (d)", "delete"),
+        ("Sample from run", "Open Samples for the selected run (g)", "samples"),
+        ("Run log", "Show the selected run's train.log, following it as it grows (l)", "log"),
+        ("New run from this one", "Copy the selected run's settings into New run (c)", "clone"),
+        ("Filter runs", "Keep the runs with every typed word in some column (/)", "filter"),
     )
 
     def __init__(self) -> None:
@@ -46,28 +80,22 @@ class RunsScreen(ComposerScreen):
         self.rows: dict[str, RunRow] = {}
         self._polling = False
         self._follow = ""
+        self.table = RowTable(RUN_COLUMNS, id="runs", zebra_stripes=True)
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield FilterBar(self.table, "runs", id="runs-filter")
+        yield self.table
         with Vertical(id="run-detail"):
             yield Static("No run selected. Start one from New run (F2).", id="run-title", markup=False)
             with Horizontal(id="run-progress-line"):
                 yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="run-progress")
                 yield Static("", id="run-eta")
+            yield Static("", id="run-about", markup=False)
             yield LossChart(id="loss")
             yield Static("", id="run-log", markup=False)
 
     def on_mount(self) -> None:
         self.watcher = RunWatcher(self.studio.runs)
-        table = self.query_one("#runs", DataTable)
-        # 65 columns of text plus padding: fits 80 without a horizontal scrollbar.
-        table.add_column("run", key="name", width=16)
-        table.add_column("status", key="state", width=11)
-        table.add_column("epoch", key="epoch", width=5)
-        table.add_column("best", key="best", width=6)
-        table.add_column("encoder/model", key="pair", width=15)
-        table.add_column("corpus", key="corpus", width=7)
-        table.add_column("start", key="started", width=5)
         self.set_interval(POLL_SECONDS, self.poll)
 
     def on_screen_resume(self) -> None:
@@ -100,46 +128,28 @@ class RunsScreen(ComposerScreen):
             self._polling = False
 
     def on_runs_polled(self, message: RunsPolled) -> None:
-        table = self.query_one("#runs", DataTable)
-        names = [row.name for row in message.rows]
-        if names != list(self.rows) or len(names) != table.row_count:
-            self._rebuild(table, message.rows)
-        else:
-            for row in message.rows:
-                if row != self.rows[row.name]:
-                    for column, value in self._cells(row).items():
-                        table.update_cell(row.name, column, value)
+        table = self.table
         self.rows = {row.name: row for row in message.rows}
-        if self._follow and self._follow in table.rows:
-            table.move_cursor(row=table.get_row_index(self._follow))
+        table.sync_rows((row.name, self._cells(row)) for row in message.rows)
+        if self._follow and table.select(self._follow):
             self._follow = ""
         if not self.selected and table.row_count:
-            self.selected = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+            self.selected = table.selected_key or ""
         if message.detail is not None and message.detail.name == self.selected:
             self._show_detail(message.detail)
         elif self.selected in self.rows and self.rows[self.selected].state == "launching":
             self._show_launching(self.rows[self.selected])
 
-    def _cells(self, row: RunRow) -> dict[str, str]:
-        epochs = f"{row.epoch}/{row.epochs}" if row.epochs else str(row.epoch)
-        name = row.name + (" (ro)" if row.read_only else "")
+    def _cells(self, row: RunRow) -> dict[str, Any]:
         return {
-            "name": name,
+            "name": row.name + (" (ro)" if row.read_only else ""),
             "state": row.state,
-            "epoch": epochs,
-            "best": _loss(row.best_valid_loss),
-            "pair": row.pair,
+            "epoch": epochs_cell(row),
+            "best": row.best_valid_loss,
+            "pair": row.pair if row.encoder or row.model else "",
             "corpus": row.corpus,
-            "started": row.started,
+            "started": row.started_at,
         }
-
-    def _rebuild(self, table: DataTable, rows: list[RunRow]) -> None:
-        selected = self.selected
-        table.clear()
-        for row in rows:
-            table.add_row(*self._cells(row).values(), key=row.name)
-        if selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
 
     @on(DataTable.RowHighlighted, "#runs")
     def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -148,12 +158,25 @@ class RunsScreen(ComposerScreen):
             return
         self.selected = name
         row = self.rows.get(name)
-        # Show what is known at once; the chart follows with the next poll (started right away).
+        # Show what is known at once; the rest follows with the next poll (started right away). Nothing of
+        # the run shown before may stay: its ETA beside a finished run's bar read as that run's.
         self.query_one("#run-title", Static).update(f"{name}  {row.state if row else ''}")
+        self.query_one("#run-progress", ProgressBar).update(progress=0)
+        self.query_one("#run-eta", Static).update("")
+        self.query_one("#run-about", Static).update(self._about(row) if row else "")
         self.query_one(LossChart).plot((), (), None)
         self.query_one("#run-eta", Static).update("")  # the ETA and device of the run shown before
         self._show_log("")
         self.call_after_refresh(self.poll)  # the title first, then the files
+
+    def _about(self, row: RunRow) -> str:
+        """The line under the progress bar: what the table leaves out at 80 columns."""
+        parts = [f"corpus {row.corpus}" if row.corpus else "", row.pair if row.encoder else ""]
+        if row.started_at:
+            parts.append(f"started {row.started_at[:16].replace('T', ' ')}")
+        if row.read_only:
+            parts.append("shipped, read-only")
+        return " · ".join(part for part in parts if part)
 
     def _show_detail(self, detail: RunDetail) -> None:
         parts = [detail.name, detail.state]
@@ -161,6 +184,10 @@ class RunsScreen(ComposerScreen):
             parts.append(f"epoch {min(detail.epochs_done + 1, detail.epochs)}/{detail.epochs}")
             if detail.batches:
                 parts.append(f"batch {detail.batch}/{detail.batches}")
+        elif detail.state in DONE_STATES:
+            # It may have stopped before the planned epochs (time limit, early stopping): its message says.
+            planned = f" of {detail.epochs}" if detail.epochs and detail.epochs_done < detail.epochs else ""
+            parts.append(f"{detail.epochs_done}{planned} epochs")
         elif detail.epochs:
             parts.append(f"epoch {detail.epochs_done}/{detail.epochs}")
         if detail.valid:
@@ -173,6 +200,8 @@ class RunsScreen(ComposerScreen):
         # Beside the bar, not in the title: the title is one line and already full at 80 columns.
         device = f"device: {detail.device}" if detail.device else ""
         self.query_one("#run-eta", Static).update("  ".join(part for part in (eta, device) if part))
+        row = self.rows.get(detail.name)
+        self.query_one("#run-about", Static).update(self._about(row) if row else "")
         self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs)
         hint = ""
         if detail.state == "interrupted":
@@ -180,7 +209,7 @@ class RunsScreen(ComposerScreen):
         elif detail.state == "stopped":
             hint = "Stopped: press r to resume."
         elif detail.state == "failed":
-            hint = "Failed:"
+            hint = "Failed (l: the whole log):"
         # The trainer's own message, unless it only repeats the hint (e.g. "stopped; resume with --resume").
         message = detail.message if detail.state not in ("training", "stopped") else ""
         lines = [hint, message, detail.error, detail.log]
@@ -201,9 +230,12 @@ class RunsScreen(ComposerScreen):
 
     def _selected_run(self) -> str | None:
         if not self.selected or self.selected not in self.rows:
-            self.notify("Select a run first", severity="warning")
+            self.notify("Select a run first (Runs, F3)", severity="warning")
             return None
         return self.selected
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter", FilterBar).open()
 
     def action_stop(self) -> None:
         name = self._selected_run()
@@ -264,3 +296,19 @@ class RunsScreen(ComposerScreen):
         name = self._selected_run()
         if name is not None:
             await self.composer.show_samples(name)
+
+    def action_log(self) -> None:
+        name = self._selected_run()
+        if name is not None:
+            self.app.push_screen(RunLogScreen(name))
+
+    async def action_clone(self) -> None:
+        name = self._selected_run()
+        if name is None:
+            return
+        try:
+            settings = self.studio.runs.get(name).settings()
+        except (WorkspaceError, OSError) as error:
+            self.notify(f"Can't copy the settings of {name}: {error}", severity="error")
+            return
+        await self.composer.new_run_from(name, settings)
