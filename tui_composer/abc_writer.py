@@ -263,9 +263,10 @@ class _VoiceWriter:
 
         lines: list[str] = []
         current = ""
-        brackets = {}
+        brackets: dict[int, Any] = {}
         for measure, _ in measures:
-            for bracket in measure.getSpannerSites(spanner.RepeatBracket):
+            bracket: Any
+            for bracket in measure.getSpannerSites([spanner.RepeatBracket]):
                 if bracket.isFirst(measure):
                     brackets[id(measure)] = bracket.number or "1"
         for index, (measure, elements) in enumerate(measures):

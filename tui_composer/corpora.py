@@ -262,7 +262,7 @@ def check_piece(piece: Piece) -> int:
             if piece.format == "abc":
                 from tui_composer.export import parse_abc  # bounds lengths before music21 re-bars them
 
-                score = parse_abc(piece.text or "", name=piece.key)
+                score: Any = parse_abc(piece.text or "", name=piece.key)
             else:
                 check_music_file(piece.path, piece.format, max_file_bytes(piece.format))
                 score = converter.parse(piece.path, forceSource=True)

@@ -162,8 +162,10 @@ def score_to_midi(score: Stream, path: Path | str | None = None, *, timeout: flo
     return data
 
 
-def _midi_bytes(played: Stream) -> bytes:
+def _midi_bytes(played: Stream | None) -> bytes:
     from music21 import midi
+
+    assert played is not None  # performable always gives a stream
 
     return midi.translate.streamToMidiFile(played).writestr()
 
@@ -177,7 +179,7 @@ def performable(score: Stream, *, expand: bool = True) -> Stream:
         wrapper = stream.Score()
         wrapper.insert(0, copy.deepcopy(score))
         score = wrapper
-    parts = list(score.parts) or [score]
+    parts: list[Stream] = list(score.parts) or [score]
     flat_parts = []
     for part in parts:
         played: Stream = part

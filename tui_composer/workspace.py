@@ -86,7 +86,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if is_disk_full(error) and not isinstance(error, DiskFullError):
-            raise DiskFullError(path, code=error.errno or errno.ENOSPC) from error  # type: ignore[union-attr]
+            raise DiskFullError(path, code=getattr(error, "errno", None) or errno.ENOSPC) from error
         raise
 
 

@@ -255,12 +255,12 @@ class RBM(EnergyModel):
         if self.tokens:
             starts = starts[stream[starts + self.window - 1] != self.data.bos]  # the step scored is not a bos
         kernel = network.kernel.numpy()
-        v, hid_bias = [], []
+        visible, hid_bias = [], []
         for chunk in range(0, len(starts), 4096):  # windows are W times larger than steps: build them in parts
             windows = self._flat(self._gather(stream, starts[chunk : chunk + 4096]))
-            v.append(windows[:, context:])
+            visible.append(windows[:, context:])
             hid_bias.append(network.hid_bias.numpy() + windows[:, :context] @ kernel[:context])
-        v = np.concatenate(v)
+        v = np.concatenate(visible)
         vis_bias = np.broadcast_to(network.vis_bias.numpy()[context:], v.shape)
         return v, vis_bias, np.concatenate(hid_bias), tf.constant(kernel[context:])
 

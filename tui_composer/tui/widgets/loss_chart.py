@@ -119,16 +119,16 @@ class LossChart(Widget):
             else:
                 label = ""
             text.append(f"{label:>{AXIS_WIDTH - 2}} ┤" if label else " " * (AXIS_WIDTH - 1) + "│", style=axis)
-            cells = []
+            row_cells: list[tuple[str, bool]] = []
             for column in range(columns):
                 bits_valid = valid_cells.get((row, column), 0)
                 bits = train_cells.get((row, column), 0) | bits_valid
                 if (row, column) in markers:
-                    cells.append(("•", True))
+                    row_cells.append(("•", True))
                 else:
-                    cells.append((chr(0x2800 + bits) if bits else " ", bool(bits_valid)))
+                    row_cells.append((chr(0x2800 + bits) if bits else " ", bool(bits_valid)))
             # One append per run of equally styled cells: appending cell by cell costs most of a repaint.
-            for is_valid, run in groupby(cells, key=lambda cell: cell[1]):
+            for is_valid, run in groupby(row_cells, key=lambda cell: cell[1]):
                 text.append("".join(char for char, _ in run), style=valid_style if is_valid else train_style)
             text.append("\n")
         text.append(" " * (AXIS_WIDTH - 1) + "└", style=axis)
