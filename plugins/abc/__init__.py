@@ -34,6 +34,6 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
                     "the same text a compressor sees. Samples then carry invented notes and sources.",
                 ),
             ),
-            version="2",
+            version="3",  # 3: the ABC writer ties lengths no note value can hold
         )
     )
