@@ -31,7 +31,7 @@ import numpy as np
 from tui_composer.corpora import read_abc_file, split_abc_tunes
 
 if TYPE_CHECKING:
-    from music21.stream import Score
+    from music21.stream import Score, Stream
 
     from tui_composer.contract import Piece
     from tui_composer.studio import Studio
@@ -149,7 +149,7 @@ def note_events(score: Score) -> tuple[np.ndarray, np.ndarray, float | None]:
     quarter notes, and the bar length in quarter notes (None when the score has no meter)."""
     from music21 import harmony, meter
 
-    parts = list(score.parts) or [score]
+    parts: list[Stream] = list(score.parts) or [score]
     pitches: list[int] = []
     durations: list[float] = []
     for element in parts[0].recurse().notes:
@@ -250,7 +250,7 @@ class NoveltyIndex:
                 if run + NGRAM - 1 > best_notes:
                     best_notes, best_start, best_piece = run + NGRAM - 1, i - run + 1, tune
             previous = current
-        if not best_notes:
+        if not best_notes or best_piece is None:
             return Novelty(0, 0.0, None, False)
         quarters = float(durations[best_start : best_start + best_notes].sum())
         bars = quarters / bar if bar else 0.0
