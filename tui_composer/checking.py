@@ -263,6 +263,18 @@ def _piece_events(piece: Piece) -> tuple[np.ndarray, np.ndarray, float | None]:
     return note_events(parse_piece(piece))
 
 
+def novelty_index_path(studio: Studio, corpus_name: str, train: Sequence[Piece] | None = None) -> Path:
+    """Where the index of a corpus's training split is cached: named by the split's keys and contents."""
+    if train is None:
+        train = studio.catalogue.get(corpus_name).splits()["train"]
+    digest = hashlib.sha256()
+    digest.update(f"{INDEX_VERSION}/{NGRAM}/{DURATION_STEPS}".encode())
+    for piece in train:
+        digest.update(piece.key.encode("utf-8"))
+        digest.update(piece.digest().encode())
+    return studio.workspace.cache_dir / "novelty" / f"{corpus_name}-{digest.hexdigest()[:16]}.npz"
+
+
 def corpus_novelty_index(
     studio: Studio, corpus_name: str, progress: Callable[[int, int], None] | None = None
 ) -> NoveltyIndex:
@@ -271,12 +283,7 @@ def corpus_novelty_index(
 
     corpus = studio.catalogue.get(corpus_name)
     train = corpus.splits()["train"]
-    digest = hashlib.sha256()
-    digest.update(f"{INDEX_VERSION}/{NGRAM}/{DURATION_STEPS}".encode())
-    for piece in train:
-        digest.update(piece.key.encode("utf-8"))
-        digest.update(piece.digest().encode())
-    path = studio.workspace.cache_dir / "novelty" / f"{corpus_name}-{digest.hexdigest()[:16]}.npz"
+    path = novelty_index_path(studio, corpus_name, train)
     if path.is_file():
         try:
             return NoveltyIndex.load(path)
@@ -354,8 +361,14 @@ class TuneCheck:
         return data
 
 
-def check_tune(text: str, number: int = 1, novelty: NoveltyIndex | None = None) -> TuneCheck:
-    """Parse one ABC tune, write its MIDI (in memory), measure its bars and, given an index, its novelty."""
+def check_tune(
+    text: str, number: int = 1, novelty: NoveltyIndex | None = None, *, wrote_midi: bool = False
+) -> TuneCheck:
+    """Parse one ABC tune, write its MIDI (in memory), measure its bars and, given an index, its novelty.
+
+    `wrote_midi`: the sampler already wrote this tune's MIDI file, so the check doesn't write it again (the
+    slowest part of a check).
+    """
     from tui_composer.export import ExportError, parse_abc, score_to_midi
     from tui_composer.parallel import call_bounded
 
@@ -375,11 +388,14 @@ def check_tune(text: str, number: int = 1, novelty: NoveltyIndex | None = None) 
         check.bad_bars = bar_problems(text)
     except Exception as error:  # noqa: BLE001 - parsed once already, but never let one tune stop the rest
         check.error = f"bars could not be measured: {error}"
-    try:
-        score_to_midi(score)
+    if wrote_midi:
         check.writes_midi = True
-    except ExportError as error:
-        check.error = error.reason
+    else:
+        try:
+            score_to_midi(score)
+            check.writes_midi = True
+        except ExportError as error:
+            check.error = error.reason
     if novelty is not None:
         events, durations, bar = note_events(score)
         check.novelty = novelty.novelty(events, durations, bar)

@@ -11,8 +11,6 @@ from textual.widgets import DataTable, Input, Select, Static
 from textual.worker import WorkerCancelled
 
 from tui_composer.tui.app import ComposerApp
-from tui_composer.tui.messages import SamplesGenerated
-from tui_composer.tui.screens.samples import samples_from_output
 from tui_composer.tui.widgets.piano_roll import PianoRoll
 
 SIZE = (80, 24)
@@ -85,22 +83,10 @@ def test_runs_screen(snap_compare, tui_studio) -> None:
     assert snap_compare(ComposerApp(tui_studio), terminal_size=SIZE, run_before=run_before)
 
 
-SAMPLE_OUTPUT = [
-    {
-        "abc": "X:1\nT:Sample 1\nM:6/8\nL:1/8\nK:G\nGAB cBA|BGE E2D|GAB cde|dBG G3:|\n",
-        "number": 1,
-        "abc_path": "/nowhere/sample-001.abc",
-        "midi_path": "/nowhere/sample-001.mid",
-        "error": None,
-    },
-    {
-        "abc": "X:2\nT:Sample 2\nM:6/8\nL:1/8\nK:G\nDGG BGG|ABA AGE|DGG BGB|dBA G3:|\n",
-        "number": 2,
-        "abc_path": "/nowhere/sample-002.abc",
-        "midi_path": "/nowhere/sample-002.mid",
-        "error": None,
-    },
-]
+SAMPLE_TUNES = {
+    "001": "X:1\nT:Sample 1\nM:6/8\nL:1/8\nK:G\nGAB cBA|BGE E2D|GAB cde|dBG G3:|\n",
+    "002": "X:2\nT:Sample 2\nM:6/8\nL:1/8\nK:G\nDGG BGG|ABA AGE|DGG BGB|dBA G3:|\n",
+}
 
 
 def test_samples_screen(snap_compare, tui_studio) -> None:
@@ -108,19 +94,19 @@ def test_samples_screen(snap_compare, tui_studio) -> None:
         tui_studio.workspace, "jig-lstm", state="finished", epoch=4, epochs=4, metrics=loss_metrics(4, 3)
     )
     (folder / "model.keras").touch()  # listed as sampleable; the sampling itself is in test_tui_training
+    for name, tune in SAMPLE_TUNES.items():  # as `tui-composer sample` leaves them (without the MIDI)
+        (folder / "samples" / f"{name}.abc").write_text(tune)
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.press("f4")
-        await settle(pilot)
-        # What `sample --json` prints, as the screen receives it (the sampling itself: test_tui_training).
-        pilot.app.screen.post_message(SamplesGenerated("jig-lstm", samples_from_output(SAMPLE_OUTPUT)))
         table = pilot.app.screen.query_one("#samples", DataTable)
-        # Wait for the piano roll and for `tui-composer check`'s verdicts (a real subprocess).
+        # The samples on disk are listed, then checked by the sampling worker (a real subprocess).
         await settle(
             pilot,
             lambda: (
-                bool(pilot.app.screen.query_one("#sample-roll", PianoRoll).notes)
-                and "checking…" not in [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+                table.row_count == 2
+                and bool(pilot.app.screen.query_one("#sample-roll", PianoRoll).notes)
+                and not any(str(table.get_row_at(i)[2]).startswith("checking") for i in range(table.row_count))
             ),
             tries=600,
         )

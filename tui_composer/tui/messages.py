@@ -65,16 +65,31 @@ class TrainingLaunched(Message):
 
 
 @dataclass
-class SamplesGenerated(Message):
+class SamplesListed(Message):
+    """The samples on disk of one run (read in a worker thread): the newest ones, of `total` in its folder."""
+
     run: str
-    samples: list[Any] = field(default_factory=list)
-    error: str = ""
+    samples: list[Any] = field(default_factory=list)  # samples.Sample, in number order
+    total: int = 0
+    folder: str = ""
 
 
 @dataclass
-class SamplesChecked(Message):
-    """`tui-composer check` verdicts per sample number: plays, bars, novelty (or why it doesn't parse)."""
+class SamplerReplied(Message):
+    """One reply of the sampling worker (`tui_composer.worker`) to a job of the Samples screen.
 
+    A progress reply not handled yet is replaced by the next one of the same job: a flood of progress costs
+    one repaint.
+    """
+
+    job: int
     run: str
-    verdicts: dict[int, str] = field(default_factory=dict)
-    error: str = ""
+    reply: dict[str, Any]
+
+    def can_replace(self, message: Message) -> bool:
+        return (
+            isinstance(message, SamplerReplied)
+            and message.job == self.job
+            and message.reply.get("kind") == "progress"
+            and self.reply.get("kind") == "progress"
+        )

@@ -1,4 +1,11 @@
-"""Samples: generate tunes from a run (in a subprocess), see each as ABC and piano roll, copy, export.
+"""Samples: a run's samples on disk and new ones from the sampling worker, each as ABC text and piano roll,
+with its check (plays, bars off meter, copy of a training tune); copy, export.
+
+Sampling and checking run in one worker process kept warm (`tui_composer.tui.sampler`): TensorFlow loads
+there once, never here. The table lists the run's samples folder (the CLI's samples too), numbered as
+their files are (006 is 006.abc); new samples join it as each one is written and checked, and a
+generation can be cancelled (ctrl+x). A row never stays at `checking…`: every job ends in a reply, and a
+row whose job ended without its check says why.
 
 Export writes each sample's .abc, .mid and .wav (rendered from the MIDI in a worker thread when
 `sample --audio` did not write one and the synthesizer is installed); under `tui-composer serve` the
@@ -8,7 +15,6 @@ files are delivered to the browser instead (Textual's App.deliver_binary).
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,20 +25,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
-from tui_composer.launcher import (
-    CommandFailed,
-    constrained_by_default,
-    constraint_flags,
-    parse_json_output,
-    run_command,
-)
+from tui_composer.launcher import constrained_by_default
 from tui_composer.params import Param, ParamError
-from tui_composer.tui.messages import NotesParsed, SamplesChecked, SamplesGenerated
+from tui_composer.sample_files import SampleFiles, list_sample_files, samples_folder, verdict_line
+from tui_composer.tui.messages import NotesParsed, SamplerReplied, SamplesListed
 from tui_composer.tui.notes import NotesUnavailable, notes_of_abc, notes_of_file
+from tui_composer.tui.sampler import SamplerClient, sampler_for
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.dialogs import ExportDialog
 from tui_composer.tui.widgets.param_form import ParamValidator
 from tui_composer.tui.widgets.piano_roll import PianoRoll
+from tui_composer.workspace import WorkspaceError
 
 # The sampling options, checked as typed like any hyperparameter.
 OPTIONS = (
@@ -41,14 +44,15 @@ OPTIONS = (
     Param("seed", int, 0, "random seed: the same seed gives the same samples", min=0),
     Param("max_length", int, 500, "tokens or frames per sample", min=1, max=100_000),
 )
-SAMPLE_TIMEOUT = 600.0
+CHECKING = "checking…"
+PREPARE_AFTER_SECONDS = 1.0  # on the screen this long with a run chosen: its model loads in the worker
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One generated sample as the `sample --json` command reports it."""
+    """One sample of a run: its number (its files are NNN.abc, NNN.mid...), text and files."""
 
-    index: int
+    index: int  # the sample's own number, as in its file names
     title: str
     abc: str
     abc_path: Path | None
@@ -56,16 +60,22 @@ class Sample:
     error: str
     audio_path: Path | None = None
 
+    @property
+    def name(self) -> str:
+        return f"{self.index:03d}"
+
     @classmethod
     def from_json(cls, index: int, data: dict[str, Any]) -> Sample:
+        """A sample as the worker (and `sample --json`) reports it."""
+
         def path(key: str) -> Path | None:
             return Path(data[key]) if data.get(key) else None
 
+        number = int(data.get("number", index))
         abc = data.get("abc") or ""
-        title = next((line[2:].strip() for line in abc.splitlines() if line.startswith("T:")), "")
         return cls(
-            index=int(data.get("number", index)),
-            title=title or f"sample {index}",
+            index=number,
+            title=title_of(abc, number),
             abc=abc,
             # A sample that didn't convert is kept as text (text_path) with the reason.
             abc_path=path("abc_path") or path("text_path"),
@@ -74,35 +84,46 @@ class Sample:
             audio_path=path("audio_path"),
         )
 
+    @classmethod
+    def from_files(cls, files: SampleFiles) -> Sample:
+        """A sample found on disk (written by the CLI or an earlier session)."""
+        text = files.read_text()
+        error = ""
+        if files.abc_path is None:  # NNN.txt: the first line says why it isn't ABC
+            error = text.splitlines()[0].lstrip("% ") if text else "could not be written as ABC"
+        return cls(
+            index=files.number,
+            title=title_of(text if files.abc_path else "", files.number),
+            abc=text,
+            abc_path=files.abc_path or files.text_path,
+            midi_path=files.midi_path,
+            error=error,
+            audio_path=files.audio_path,
+        )
+
+
+def title_of(abc: str, number: int) -> str:
+    title = next((line[2:].strip() for line in abc.splitlines() if line.startswith("T:")), "")
+    return title or f"sample {number:03d}"
+
 
 def verdict(check: dict[str, Any]) -> str:
-    """One line from a `check --json` entry, e.g. `plays · 0 bars shared` or `COPY 5 bars shared`."""
-    if not check.get("parses"):
-        return f"does not parse: {check.get('error') or ''}".strip()
-    parts = ["plays" if check.get("ok") else ("no MIDI" if not check.get("writes_midi") else "bars off meter")]
-    bad = len(check.get("bad_bars") or [])
-    if bad:
-        parts.append(f"{bad} bad bar{'s' if bad > 1 else ''}")
-    novelty = check.get("novelty")
-    if isinstance(novelty, dict):
-        parts.append(f"{'COPY ' if novelty.get('copy') else ''}{novelty.get('shared_bars', 0):g} bars shared")
-    return " · ".join(parts)
-
-
-def samples_from_output(data: Any) -> list[Sample]:
-    items = data.get("samples", []) if isinstance(data, dict) else data
-    return [Sample.from_json(i, item) for i, item in enumerate(items, start=1) if isinstance(item, dict)]
+    """One line from a check, e.g. `plays · 0 bars shared` or `COPY 5 bars shared`."""
+    return verdict_line(check)
 
 
 class SamplesScreen(ComposerScreen):
     MODE = "samples"
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", priority=True),
+        # Only while a job runs (check_action); otherwise ctrl+x is the inputs' cut.
+        Binding("ctrl+x", "cancel", "Cancel", priority=True),
         Binding("c", "copy", "Copy ABC"),
         Binding("e", "export", "Export"),
     ]
     PALETTE = (
-        ("Generate samples", "Sample tunes from the chosen run", "generate"),
+        ("Generate samples", "Sample tunes from the chosen run (ctrl+g)", "generate"),
+        ("Cancel generation", "Stop the generation or checks that are running (ctrl+x)", "cancel"),
         ("Copy sample ABC", "Copy the selected sample's ABC text to the clipboard", "copy"),
         ("Export sample", "Write the selected sample's .abc, .mid and .wav to a folder", "export"),
         ("Export all samples", "Write every sample's .abc, .mid and .wav to a folder", "export_all"),
@@ -110,9 +131,21 @@ class SamplesScreen(ComposerScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.samples: list[Sample] = []
+        self.samples: list[Sample] = []  # the shown run's, in number order
+        self.run_shown = ""
+        self.verdicts: dict[int, str] = {}
         self._wanted_run = ""
         self._previewing = ""
+        self._pending: dict[int, int] = {}  # sample number -> the job that will check it
+        self._generation: tuple[int, str] | None = None  # (job, run) of the generation running
+        self._checks: tuple[int, str] | None = None  # (job, run) of the checks of listed samples
+        self._prepared: set[str] = set()
+        self._written = 0  # samples of the running generation written so far
+        self._first_new = True
+
+    @property
+    def sampler(self) -> SamplerClient:
+        return sampler_for(self.studio.workspace)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal():
@@ -167,8 +200,13 @@ class SamplesScreen(ComposerScreen):
     def _list_runs(self) -> None:
         select = self.query_one("#sample-run", Select)
         current = self._wanted_run or (select.value if select.value is not Select.NULL else "")
+        try:
+            runs = self.studio.runs.list()
+        except (WorkspaceError, OSError) as error:
+            self._status(f"Can't list the runs: {error}")
+            return
         # Any run with a best model so far, also one still training: it samples from that model.
-        names = [r.name for r in self.studio.runs.list() if r.read_only or r.model_path.is_file()]
+        names = [r.name for r in runs if r.read_only or r.model_path.is_file()]
         if self._wanted_run and self._wanted_run not in names:
             self.notify(f"{self._wanted_run} has no trained model yet; wait for its first epoch", severity="warning")
         select.set_options([(n, n) for n in names])
@@ -177,100 +215,239 @@ class SamplesScreen(ComposerScreen):
         elif names and select.value is Select.NULL:
             select.value = names[0]
         self._wanted_run = ""
+        self._show_run(self._chosen_run(), refresh=True)
 
-    # --- generating --------------------------------------------------------------------------------
+    def _chosen_run(self) -> str:
+        value = self.query_one("#sample-run", Select).value
+        return "" if value is Select.NULL else str(value)
 
-    def arguments(self) -> tuple[list[str], list[str]]:
-        """The `sample` command line for the form, or the problems with it."""
-        problems = []
-        run = self.query_one("#sample-run", Select).value
-        if run is Select.NULL:
-            problems.append("choose a run")
-        args = ["sample", str(run)]
-        flags = {"n": "-n", "temperature": "--temperature", "seed": "--seed", "max_length": "--max-length"}
-        for option in OPTIONS:
-            raw = self.query_one(f"#sample-{option.name}", Input).value.strip()
-            try:
-                args += [flags[option.name], str(option.parse(raw))]
-            except ParamError as error:
-                problems.append(str(error))
-        primer = self.query_one("#sample-primer", Input).value
-        if primer.strip():
-            # Typed on one line; ABC header fields go on their own lines.
-            args += ["--primer", primer.replace("\\n", "\n")]
-        args += constraint_flags(bool(self.query_one("#sample-constrain", Select).value))
-        return [*args, "--json"], problems
+    @on(Select.Changed, "#sample-run")
+    def _run_changed(self, event: Select.Changed) -> None:
+        self._show_run(self._chosen_run())
 
-    @on(Button.Pressed, "#generate")
-    def action_generate(self) -> None:
-        args, problems = self.arguments()
-        status = self.query_one("#sample-status", Static)
-        if problems:
-            status.update("Can't generate: " + "; ".join(problems))
+    def _status(self, text: str) -> None:
+        self.query_one("#sample-status", Static).update(text)
+
+    # --- the shown run's samples -------------------------------------------------------------------
+
+    def _show_run(self, run: str, refresh: bool = False) -> None:
+        """List `run`'s samples (never another run's under its name) and check them; `refresh` looks for
+        new files of the run already shown (the CLI may have written some)."""
+        if run == self.run_shown:
+            if refresh and run and self._generation is None:
+                self._read_samples(run)
             return
-        status.update(f"Sampling from {args[1]}…")
-        self._generate(args[1], args)
-
-    @work(thread=True, exclusive=True, group="sample")
-    def _generate(self, run: str, args: list[str]) -> None:
-        # A subprocess: sampling needs TensorFlow, which never loads into the TUI's process.
-        try:
-            output = run_command(self.studio.workspace, args, timeout=SAMPLE_TIMEOUT)
-            samples = samples_from_output(parse_json_output(output))
-        except (CommandFailed, OSError) as error:
-            self.post_message(SamplesGenerated(run, error=str(error)))
-            return
-        self.post_message(SamplesGenerated(run, samples))
-
-    def on_samples_generated(self, message: SamplesGenerated) -> None:
-        status = self.query_one("#sample-status", Static)
-        if message.error:
-            status.update(f"Sampling failed: {message.error}")
-            return
-        self.samples = list(message.samples)
+        if self._checks is not None:
+            self.sampler.cancel(self._checks[0])  # the other run's rows are gone; they are checked when shown again
+        self.run_shown = run
+        self.samples, self.verdicts, self._pending = [], {}, {}
         self._previewing = ""
-        failed = sum(1 for s in self.samples if s.error)
-        status.update(f"{len(self.samples)} samples from {message.run}" + (f", {failed} with errors" if failed else ""))
+        self.query_one("#samples", DataTable).clear()
+        self.query_one("#sample-abc", Static).update("Generate samples (ctrl+g)." if run else "Choose a run.")
+        self.query_one("#sample-roll", PianoRoll).show_message("")
+        if not run:
+            return
+        self._read_samples(run)
+        self.set_timer(PREPARE_AFTER_SECONDS, lambda: self._prepare(run))
+
+    @work(thread=True, exclusive=True, group="list-samples")
+    def _read_samples(self, run: str) -> None:
+        try:
+            folder = samples_folder(self.studio.workspace, self.studio.runs.get(run))
+            files, total = list_sample_files(folder)
+        except (WorkspaceError, OSError) as error:
+            self.app.call_from_thread(self._status, f"Can't read the samples of {run}: {error}")
+            return
+        self.post_message(SamplesListed(run, [Sample.from_files(f) for f in files], total, str(folder)))
+
+    def on_samples_listed(self, message: SamplesListed) -> None:
+        if message.run != self.run_shown:
+            return  # listed for a run no longer shown
+        known = {s.index for s in self.samples}  # new ones a generation added meanwhile stay
+        listed = [s for s in message.samples if s.index not in known]
+        self.samples = sorted([*self.samples, *listed], key=lambda s: s.index)
+        for sample in listed:
+            self.verdicts[sample.index] = sample.error or CHECKING
+        self._rebuild_table()
+        if len(message.samples) < message.total:
+            self._status(f"Showing the newest {len(message.samples)} of {message.total} samples in {message.folder}")
+        if self.samples and self._previewing == "":
+            # The newest sample, once the table has settled (its own highlight of the first row comes first).
+            self.call_after_refresh(lambda: self._point_at(self.samples[-1]))
+        self._check_listed([s for s in listed if not s.error])
+
+    def _point_at(self, sample: Sample) -> None:
+        """The cursor on a sample, and the sample shown."""
+        table = self.query_one("#samples", DataTable)
+        if str(sample.index) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(sample.index)))
+            self._show(sample)
+
+    def _rebuild_table(self) -> None:
         table = self.query_one("#samples", DataTable)
         table.clear()
         for sample in self.samples:
-            table.add_row(str(sample.index), sample.title, "checking…", key=str(sample.index))
-        if self.samples:
-            table.focus()
-            table.move_cursor(row=0)
-            self._show(self.samples[0])
-            self._check(message.run, self.samples)
+            table.add_row(sample.name, sample.title, self.verdicts.get(sample.index, ""), key=str(sample.index))
 
-    @work(thread=True, exclusive=True, group="check")
-    def _check(self, run: str, samples: list[Sample]) -> None:
-        """The same verdicts as `tui-composer check --run RUN`: parses, MIDI, bars, copies of training tunes."""
-        checked = [s for s in samples if s.abc.lstrip().startswith("X:")]  # one tune each, in order
-        verdicts = {s.index: s.error or "no tune (no X: line)" for s in samples if s not in checked}
-        if not checked:
-            self.post_message(SamplesChecked(run, verdicts))
+    def _check_listed(self, samples: list[Sample]) -> None:
+        """Check the listed samples (the worker remembers the files it checked: a second look is instant)."""
+        wanted = [(s.index, s.abc_path) for s in samples if s.abc_path is not None]
+        if not wanted:
             return
-        with tempfile.TemporaryDirectory(prefix="tui-composer-check-") as folder:
-            path = Path(folder) / "samples.abc"
-            path.write_text("\n".join(s.abc.strip() + "\n" for s in checked), encoding="utf-8")
-            try:
-                output = run_command(
-                    self.studio.workspace, ["check", str(path), "--run", run, "--json"], SAMPLE_TIMEOUT
-                )
-                results = parse_json_output(output)
-            except (CommandFailed, OSError) as error:
-                self.post_message(SamplesChecked(run, error=str(error)))
-                return
-        verdicts |= {sample.index: verdict(result) for sample, result in zip(checked, results, strict=False)}
-        self.post_message(SamplesChecked(run, verdicts))
+        if self._generation is not None:
+            for number, _ in wanted:
+                self._set_verdict(number, "waiting: checked after the generation")
+            return
+        run = self.run_shown
+        job = self.sampler.check(run, [(n, p) for n, p in wanted if p is not None], self._listener(run))
+        self._checks = (job, run)
+        self.refresh_bindings()
+        for number, _ in wanted:
+            self._pending[number] = job
+            self._set_verdict(number, CHECKING)
 
-    def on_samples_checked(self, message: SamplesChecked) -> None:
+    def _set_verdict(self, number: int, text: str) -> None:
+        self.verdicts[number] = text
         table = self.query_one("#samples", DataTable)
-        if message.error:
-            self.query_one("#sample-status", Static).update(f"Checking failed: {message.error}")
-            message.verdicts = {s.index: s.error or "not checked" for s in self.samples}
-        for index, text in message.verdicts.items():
-            if str(index) in table.rows:
-                table.update_cell(str(index), "result", text, update_width=True)
+        if str(number) in table.rows:
+            table.update_cell(str(number), "result", text, update_width=True)
+
+    def _prepare(self, run: str) -> None:
+        """Load the model ahead of the first generation, while the user fills in the form."""
+        if run != self.run_shown or run in self._prepared or not self.is_current or self.sampler.busy():
+            return
+        self._prepared.add(run)
+        self.sampler.prepare(run, self._listener(run))
+
+    def _listener(self, run: str) -> Any:
+        def listen(reply: dict[str, Any]) -> None:
+            self.post_message(SamplerReplied(int(reply.get("id", 0)), run, reply))
+
+        return listen
+
+    # --- generating --------------------------------------------------------------------------------
+
+    def options(self) -> tuple[str, dict[str, Any], list[str]]:
+        """The run, the sampling options of the form, and the problems with them."""
+        problems = []
+        run = self._chosen_run()
+        if not run:
+            problems.append("choose a run")
+        options: dict[str, Any] = {}
+        for option in OPTIONS:
+            raw = self.query_one(f"#sample-{option.name}", Input).value.strip()
+            try:
+                options[option.name] = option.parse(raw)
+            except ParamError as error:
+                problems.append(str(error))
+        primer = self.query_one("#sample-primer", Input).value
+        # Typed on one line; ABC header fields go on their own lines.
+        options["primer"] = primer.replace("\\n", "\n") if primer.strip() else None
+        options["constrain"] = bool(self.query_one("#sample-constrain", Select).value)
+        return run, options, problems
+
+    @on(Button.Pressed, "#generate")
+    def action_generate(self) -> None:
+        run, options, problems = self.options()
+        if problems:
+            self._status("Can't generate: " + "; ".join(problems))
+            return
+        if self._generation is not None:
+            running = self._generation[1]
+            self.notify(f"Still generating from {running}: wait, or cancel it (ctrl+x)", severity="warning")
+            return
+        if self._checks is not None:  # the generation goes first; those rows are checked after it
+            self.sampler.cancel(self._checks[0])
+        self._show_run(run)
+        self._written = 0
+        self._first_new = True
+        job = self.sampler.generate(run, options, self._listener(run))
+        self._generation = (job, run)
+        self.refresh_bindings()  # ctrl+x cancels now
+        self._status(f"Sampling {options['n']} from {run}…")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return self._generation is not None or self._checks is not None
+        return True
+
+    def action_cancel(self) -> None:
+        job = self._generation or self._checks
+        if job is None:
+            self.notify("Nothing to cancel: no generation is running", severity="warning")
+            return
+        self.sampler.cancel(job[0])
+        self._status("Cancelling…")
+
+    def on_sampler_replied(self, message: SamplerReplied) -> None:
+        reply, kind = message.reply, message.reply.get("kind")
+        generation = self._generation is not None and message.job == self._generation[0]
+        shown = message.run == self.run_shown
+        if kind == "progress":
+            if generation or (self._checks is not None and message.job == self._checks[0]):
+                self._status(progress_line(reply))
+        elif kind == "sample" and shown:
+            self._add_sample(Sample.from_json(0, reply.get("sample") or {}), checking=generation)
+        elif kind == "check" and shown:
+            number = int(reply.get("number", 0))
+            self._pending.pop(number, None)
+            self._set_verdict(number, str(reply.get("verdict") or "not checked"))
+        elif kind in ("done", "error"):
+            self._job_ended(message, generation)
+
+    def _add_sample(self, sample: Sample, checking: bool) -> None:
+        if any(s.index == sample.index for s in self.samples):
+            return
+        self._written += 1
+        self.samples.append(sample)
+        self.samples.sort(key=lambda s: s.index)
+        table = self.query_one("#samples", DataTable)
+        self.verdicts[sample.index] = CHECKING if checking else (sample.error or "not checked")
+        if checking and self._generation is not None:
+            self._pending[sample.index] = self._generation[0]
+        if self.samples[-1] is sample:
+            table.add_row(sample.name, sample.title, self.verdicts[sample.index], key=str(sample.index))
+        else:
+            self._rebuild_table()
+        if self._first_new:  # the generation's first sample is shown as it arrives
+            self._first_new = False
+            table.focus()
+            table.move_cursor(row=table.get_row_index(str(sample.index)))
+            self._show(sample)
+
+    def _job_ended(self, message: SamplerReplied, generation: bool) -> None:
+        reply = message.reply
+        error = str(reply.get("message") or "") if reply.get("kind") == "error" else ""
+        cancelled = bool(reply.get("cancelled"))
+        for number, job in list(self._pending.items()):
+            if job != message.job:
+                continue
+            del self._pending[number]
+            if error:
+                self._set_verdict(number, f"not checked: {error}")
+            elif cancelled and not generation and self._generation is not None:
+                self._set_verdict(number, "waiting: checked after the generation")
+            elif cancelled:
+                self._set_verdict(number, "not checked (cancelled)")
+            else:
+                self._set_verdict(number, "not checked")  # the worker ended without its verdict
+        if reply.get("restarted"):
+            self.notify("The sampler process was restarted (its model loads again next time)", severity="warning")
+        if generation:
+            self._generation = None
+            self.refresh_bindings()
+            self._status(generation_summary(message.run, self._written, reply, error, message.run == self.run_shown))
+            waiting = [s for s in self.samples if self.verdicts.get(s.index, "").startswith("waiting")]
+            self._check_listed(waiting)
+        elif self._checks is not None and message.job == self._checks[0]:
+            self._checks = None
+            self.refresh_bindings()
+            if error:
+                self._status(f"Checking failed: {error}")
+            elif not cancelled and self._generation is None:
+                self._status(f"{len(self.samples)} samples of {message.run}")
+        elif error:  # a prepare: the generation will say it again, with the form's options
+            self._status(f"Loading {message.run} failed: {error}")
 
     @on(DataTable.RowHighlighted, "#samples")
     def _sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -328,12 +505,12 @@ class SamplesScreen(ComposerScreen):
             return
         # OSC 52: the terminal (also at the far end of an SSH connection) puts it on the clipboard.
         self.app.copy_to_clipboard(sample.abc)
-        self.notify(f"Copied the ABC of sample {sample.index} ({len(sample.abc)} characters)")
+        self.notify(f"Copied the ABC of sample {sample.name} ({len(sample.abc)} characters)")
 
     def action_export(self) -> None:
         sample = self.selected_sample()
         if sample is not None:
-            self._ask_export([sample], f"sample {sample.index}")
+            self._ask_export([sample], f"sample {sample.name}")
 
     def action_export_all(self) -> None:
         if self.selected_sample() is not None:
@@ -391,6 +568,23 @@ class SamplesScreen(ComposerScreen):
             text + (f" ({'; '.join(problems)})" if problems else ""),
             severity="warning" if problems else "information",
         )
+
+
+def progress_line(reply: dict[str, Any]) -> str:
+    """A worker's progress reply as the status line: `indexing the training tunes of oneills 200/1607…`."""
+    text = str(reply.get("message") or reply.get("phase") or "working")
+    if reply.get("phase") == "indexing" and reply.get("total"):
+        text += f" {reply.get('done', 0)}/{reply['total']}"
+    return text + "…"
+
+
+def generation_summary(run: str, written: int, reply: dict[str, Any], error: str, shown: bool) -> str:
+    if error:
+        return f"Sampling from {run} failed: {error}"
+    if reply.get("cancelled"):
+        return f"Cancelled: {written} sample{'s' if written != 1 else ''} of {run} written before it stopped"
+    where = "" if shown else f" (choose {run} to see them)"
+    return f"{written} samples from {run} in {float(reply.get('seconds') or 0):.1f} s{where}"
 
 
 MIME_TYPES = {".abc": "text/vnd.abc", ".mid": "audio/midi", ".wav": "audio/wav", ".txt": "text/plain"}
