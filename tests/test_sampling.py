@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,18 @@ from click.testing import CliRunner
 from training_support import TUNES, tiny_corpus, tiny_request
 
 from tui_composer.cli import cli
-from tui_composer.contract import Piece
+from tui_composer.contract import EncodeError, Piece, TokenEncoder
 from tui_composer.plugin_host import PluginHost
 from tui_composer.runs import Run, RunStore
-from tui_composer.sampling import SampleOptions, SamplingError, encode_primer, load_model, sample_run, write_sample
+from tui_composer.sampling import (
+    SampleOptions,
+    SamplingError,
+    encode_primer,
+    load_model,
+    raw_text,
+    sample_run,
+    write_sample,
+)
 from tui_composer.studio import Studio
 from tui_composer.training import prepare_run, train_run
 from tui_composer.workspace import Workspace
@@ -89,6 +98,40 @@ def test_a_frames_primer_is_the_encoders_reading_of_the_tune(runs: dict[str, Run
     assert frames.shape[1] == data.size and frames.any()
     with pytest.raises(SamplingError, match="not a tune this run's encoder can read"):
         encode_primer(encoder, data, "K:G\n")  # no notes
+
+
+class NoteLetters(TokenEncoder):
+    """The letters of a tune's notes, one character each: single-character symbols that are not ABC text."""
+
+    name = "note-letters"
+
+    def read(self, piece: Piece) -> list[str]:
+        body = [line for line in (piece.text or "").splitlines() if not re.match(r"^[A-Za-z]:", line)]
+        return [c for c in "".join(body) if c in "ABCDEFGabcdefg"]
+
+    def decode(self, array: np.ndarray) -> Any:
+        raise EncodeError("sample", "note letters are not music on their own")
+
+
+def test_a_primer_is_the_encoders_to_make_not_a_guess_from_its_symbols() -> None:
+    # Every symbol is one character, but this is no ABC encoder: the primer is read as a tune.
+    letters = NoteLetters()
+    letters.fit([list("GABcBAd")])
+    primer = encode_primer(letters, letters.data_spec(), "M:6/8\nK:G\nGAB cBA|")
+    assert letters.fitted_vocabulary().decode(primer) == list("GABcBA")
+    assert raw_text(letters, primer) == "G A B c B A"
+    # The abc encoder continues the characters themselves, after the X:1 line every tune began with.
+    from tui_composer_plugins.abc.encoder import AbcEncoder
+
+    abc = AbcEncoder()
+    abc.fit([list("X:1\nM:6/8\nK:G\nGAB cBA|\n")])
+    ids = encode_primer(abc, abc.data_spec(), "M:6/8\nK:G\nGA")
+    assert raw_text(abc, ids) == abc.text(ids) == "X:1\nM:6/8\nK:G\nGA"
+    with pytest.raises(SamplingError, match="--primer: the primer holds characters the model never saw: 'z'"):
+        encode_primer(abc, abc.data_spec(), "K:G\nz")
+    from tui_composer_plugins.piano_roll.encoder import PianoRollEncoder
+
+    assert raw_text(PianoRollEncoder(), np.eye(3, dtype=np.uint8)) == "100\n010\n001"  # frames: rows of 0 and 1
 
 
 def test_a_sample_that_cannot_be_converted_is_kept_with_the_reason(
