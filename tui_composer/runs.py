@@ -75,6 +75,9 @@ STATUS_FIELDS = {
         ("best_valid_loss", "train_loss", "valid_loss", "valid_bits", "loss", "eta_seconds"), ("number", True)
     ),
     **dict.fromkeys(("message", "error", "updated"), ("text", True)),
+    # Before the first epoch: "reading" or "encoding" the corpus, pieces_done of pieces_total.
+    "pieces_phase": ("text", True),
+    **dict.fromkeys(("pieces_done", "pieces_total"), ("count", True)),
 }
 # What training or sampling a run reads from its config; a listing needs only what names the run.
 REQUIRED_CONFIG = ("corpus", "encoder", "encoder_params", "model", "model_params", "epochs")

@@ -332,10 +332,17 @@ def load_encoder(run: Run, spec: EncoderSpec, params: dict[str, Any]) -> Encoder
     return encoder
 
 
-def encode_split(encoder: Encoder, pairs: list[tuple[str, Any]], log: Callable[[str], None]) -> list[np.ndarray]:
-    """Encoded readings; one that fails is left out with its reason in the log."""
+def encode_split(
+    encoder: Encoder,
+    pairs: list[tuple[str, Any]],
+    log: Callable[[str], None],
+    progress: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """Encoded readings; one that fails is left out with its reason in the log. `progress(done)` after each."""
     encoded = []
-    for key, reading in pairs:
+    for done, (key, reading) in enumerate(pairs, start=1):
+        if progress is not None:
+            progress(done)
         try:
             array = encoder.encode(reading)
         except (EncodeError, ValueError) as error:
@@ -692,12 +699,13 @@ def _train(
     # The corpus, read through the encoder's cache.
     corpus = studio.catalogue.get(config["corpus"])
     report(Progress(phase="reading", message=f"reading corpus {corpus.name!r} with encoder {enc_spec.name!r}"))
+    pieces = _PieceTracker(status, report)
     encoded = read_corpus(
         studio.workspace,
         corpus,
         enc_spec,
         config["encoder_params"],
-        progress=lambda done, total: report(Progress(phase="reading", batch=done, batches=total)),
+        progress=lambda done, total: pieces.update("reading", done, total),
     )
     train_pairs = encoded.splits.get("train", [])
     if not train_pairs:
@@ -721,8 +729,11 @@ def _train(
         encoder.fit([reading for _, reading in train_pairs])
         save_encoder(run, enc_spec.name, encoder)
     data: DataSpec = encoder.data_spec()
-    train = encode_split(encoder, train_pairs, log)
-    valid = encode_split(encoder, encoded.splits.get("valid", []), log)
+    valid_pairs = encoded.splits.get("valid", [])
+    total = len(train_pairs) + len(valid_pairs)
+    train = encode_split(encoder, train_pairs, log, lambda done: pieces.update("encoding", done, total))
+    first = len(train_pairs)
+    valid = encode_split(encoder, valid_pairs, log, lambda done: pieces.update("encoding", first + done, total))
     run.append_metric(
         {"kind": "data", "train_pieces": len(train), "valid_pieces": len(valid), "skipped": len(encoded.skipped)}
     )
@@ -747,7 +758,7 @@ def _train(
             model = mod_spec.build(config["model_params"], data, strategy)
         except StrategyError as error:  # e.g. streams that the replicas can't share evenly
             raise TrainingError(str(error)) from None
-    status.write(state="training", epoch=state.epoch, best_valid_loss=state.model_loss)
+    status.write(state="training", epoch=state.epoch, best_valid_loss=state.model_loss, **NO_PIECES)
     if not chief:
         log(f"run {run.name!r}: a non-chief worker of a multi-worker cluster; the chief writes the model files")
 
@@ -830,6 +841,27 @@ def _train(
 def _finite(value: float | None) -> float | None:
     """JSON has no NaN: a missing measurement is null."""
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+PIECES_STATUS_SECONDS = 1.0  # reading progress reaches status.json at most this often
+NO_PIECES: dict[str, Any] = {"pieces_phase": None, "pieces_done": None, "pieces_total": None}
+
+
+class _PieceTracker:
+    """Reading and encoding progress (N of M pieces) to the caller, and to status.json at most once a second,
+    where the TUI's Runs screen reads it: reading a big corpus the first time takes minutes."""
+
+    def __init__(self, status: StatusWriter, report: ProgressCallback) -> None:
+        self.status, self.report = status, report
+        self.last_write = 0.0
+        self.last_phase = ""
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        self.report(Progress(phase=phase, batch=done, batches=total))
+        now = time.monotonic()
+        if done == total or phase != self.last_phase or now - self.last_write >= PIECES_STATUS_SECONDS:
+            self.last_write, self.last_phase = now, phase
+            self.status.write(pieces_phase=phase, pieces_done=done, pieces_total=total)
 
 
 class _BatchTracker:

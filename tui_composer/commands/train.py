@@ -33,6 +33,8 @@ from tui_composer.training import (
 from tui_composer.workspace import WorkspaceError
 
 PLAIN_BATCH_SECONDS = 30.0  # without a terminal (a log file), a batch line at most this often
+PLAIN_PIECES_SECONDS = 10.0  # and a `reading 192/2009 pieces` line at most this often
+PIECE_PHASES = ("reading", "encoding")
 EXIT_STOPPED = 130  # like a shell's Ctrl-C: the run is checkpointed but not finished
 
 
@@ -194,6 +196,7 @@ class PlainReport:
 
     def __init__(self) -> None:
         self.last_batch_line = time.monotonic()
+        self.last_pieces_line = 0.0
 
     def __enter__(self) -> PlainReport:
         return self
@@ -206,6 +209,11 @@ class PlainReport:
             click.echo(progress.message)
         elif progress.phase == "epoch":
             click.echo(epoch_line(progress))
+        elif progress.phase in PIECE_PHASES and progress.batches:
+            ended = progress.batch == progress.batches
+            if ended or time.monotonic() - self.last_pieces_line >= PLAIN_PIECES_SECONDS:
+                self.last_pieces_line = time.monotonic()
+                click.echo(f"{progress.phase} {progress.batch}/{progress.batches} pieces")
         elif progress.phase == "training" and time.monotonic() - self.last_batch_line >= PLAIN_BATCH_SECONDS:
             self.last_batch_line = time.monotonic()
             eta = f", eta {format_seconds(progress.eta_seconds)}" if progress.eta_seconds is not None else ""
@@ -240,8 +248,10 @@ class TerminalReport:
     def __call__(self, progress: Progress) -> None:
         if progress.message:
             self.bar.console.print(progress.message)
-        if progress.phase == "reading" and progress.batches:
-            self.bar.update(self.task, description="reading", completed=progress.batch, total=progress.batches)
+        if progress.phase in PIECE_PHASES and progress.batches:
+            self.bar.update(
+                self.task, description=progress.phase, completed=progress.batch, total=progress.batches, detail="pieces"
+            )
         elif progress.phase == "training":
             self.bar.update(
                 self.task,

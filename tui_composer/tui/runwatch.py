@@ -62,6 +62,9 @@ class RunDetail:
     eta_seconds: float | None = None
     valid_bits: float | None = None
     device: str = ""  # where it trains or trained, as the trainer wrote it ("GPU:0 (NVIDIA H200)")
+    pieces_phase: str = ""  # before the first epoch: "reading" or "encoding" the corpus...
+    pieces_done: int = 0  # ...this many of pieces_total pieces
+    pieces_total: int = 0
     message: str = ""
     error: str = ""
     log: str = ""
@@ -236,6 +239,9 @@ class RunWatcher:
             batches=tail.batches,
             valid_bits=tail.valid_bits,
             device=str(status.get("device") or ""),
+            pieces_phase=str(status.get("pieces_phase") or ""),
+            pieces_done=int(status.get("pieces_done") or 0),
+            pieces_total=int(status.get("pieces_total") or 0),
             message=str(status.get("message") or ""),
             error=str(status.get("error") or ""),
         )

@@ -180,7 +180,11 @@ class RunsScreen(ComposerScreen):
 
     def _show_detail(self, detail: RunDetail) -> None:
         parts = [detail.name, detail.state]
-        if detail.state in LIVE and detail.epochs:
+        # Before its first epoch a run reads and encodes its corpus: minutes for a big one the first time.
+        reading = detail.state == "starting" and detail.pieces_total > 0
+        if reading:
+            parts.append(f"{detail.pieces_phase} {detail.pieces_done}/{detail.pieces_total} pieces")
+        elif detail.state in LIVE and detail.epochs:
             parts.append(f"epoch {min(detail.epochs_done + 1, detail.epochs)}/{detail.epochs}")
             if detail.batches:
                 parts.append(f"batch {detail.batch}/{detail.batches}")
@@ -195,7 +199,8 @@ class RunsScreen(ComposerScreen):
             bits = f" ({detail.valid_bits:.2f} bits)" if detail.valid_bits is not None else ""
             parts.append(f"best val {best:.3f}{bits}")
         self.query_one("#run-title", Static).update("  ".join(parts))
-        self.query_one("#run-progress", ProgressBar).update(progress=detail.fraction)
+        fraction = detail.pieces_done / detail.pieces_total if reading else detail.fraction
+        self.query_one("#run-progress", ProgressBar).update(progress=fraction)
         eta = f"ETA {format_duration(detail.eta_seconds)}" if detail.eta_seconds is not None else ""
         # Beside the bar, not in the title: the title is one line and already full at 80 columns.
         device = f"device: {detail.device}" if detail.device else ""
