@@ -35,6 +35,20 @@ def test_the_transcript_keeps_the_lines_and_drops_the_bar_and_colours() -> None:
     ]
 
 
+def test_a_bar_cleared_by_moving_the_cursor_up_is_taken_out_again(tmp_path: Path) -> None:
+    with open(tmp_path / "train.log", "a", encoding="utf-8") as log:
+        transcript = Transcript(log)
+        transcript.write("epoch 3/3: train loss 3.3504\n")
+        transcript.write("epoch 3/3 \x1b[38;5;197m━━━━\x1b[0m 10/10\n")  # the bar's last drawing, then:
+        transcript.write("\x1b[1A\x1b[2K")  # up over it and clear it (a transient bar)
+        transcript.write("run jig: trained 3 epochs\n")
+        transcript.close()
+    assert (tmp_path / "train.log").read_text().splitlines() == [
+        "epoch 3/3: train loss 3.3504",
+        "run jig: trained 3 epochs",
+    ]
+
+
 def test_tee_writes_through_and_keeps_the_terminals_own_answers() -> None:
     screen, log = io.StringIO(), io.StringIO()
     tee = Tee(screen, Transcript(log))

@@ -28,24 +28,41 @@ LAUNCH_LOG_VARIABLE = "TUI_COMPOSER_LAUNCH_LOG"
 
 # Escape sequences a terminal acts on (colours, cursor moves, clearing): not text.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CURSOR_UP = re.compile(r"\x1b\[(\d*)A")
+_PARTS = re.compile(r"(\x1b\[\d*A|\r\n|\r|\n)")
+MAX_LINES_UP = 8  # a cursor moved up further than this leaves the lines it passes in the file
 
 
 class Transcript:
-    """Writes text as a terminal leaves it on screen: escapes dropped, a line rewritten after `\\r` kept once."""
+    """Writes text as a terminal leaves it on screen: escapes dropped, a line rewritten after `\r` kept once.
+
+    A progress bar that ends its drawing with a new line and then moves the cursor back up over it
+    (rich does, when it clears a transient bar) is taken out of the file again.
+    """
 
     def __init__(self, file: IO[str]) -> None:
         self.file = file
         self.line = ""
+        self.starts: list[int] = []  # where the last few lines begin in the file, for a cursor moved up
 
     def write(self, text: str) -> None:
-        for part in re.split(r"(\r\n|\r|\n)", _ESCAPES.sub("", text)):
+        for part in _PARTS.split(text):
             if part in ("\n", "\r\n"):
+                self.file.flush()
+                self.starts = [*self.starts[-(MAX_LINES_UP - 1) :], self.file.tell()]
                 self.file.write(self.line + "\n")
                 self.line = ""
             elif part == "\r":  # a progress bar redrawing its line: only the last drawing counts
                 self.line = ""
+            elif up := _CURSOR_UP.fullmatch(part):
+                lines = min(int(up.group(1) or 1), len(self.starts))
+                if lines:
+                    self.file.flush()
+                    self.file.truncate(self.starts[-lines])
+                    self.starts = self.starts[:-lines]
+                self.line = ""
             else:
-                self.line += part
+                self.line += _ESCAPES.sub("", part)
         self.file.flush()
 
     def close(self) -> None:

@@ -16,15 +16,15 @@ from textual.widgets import Static
 GENERAL = (
     ("F1 … F5", "Corpora, New run, Runs, Samples, Plugins"),
     ("tab / shift+tab", "next / previous field"),
-    ("↑ ↓ pgup pgdn home end", "move in a list; enter opens a list of choices"),
+    ("↑ ↓ pgup pgdn", "move in a list; enter opens a list of choices"),
     ("ctrl+p", "command palette: every action of every screen"),
     ("?", "this help"),
-    ("esc", "close a dialog, the keys panel, a filter or a full-screen preview"),
+    ("esc", "close a dialog, a filter, the keys panel, a preview"),
     ("ctrl+q", "quit (trainings go on in the background)"),
 )
 TABLE_KEYS = (
-    ("o / O", "sort by the next column / turn the order round (or click a header)"),
-    ("/", "filter: rows with every typed word (enter keeps it, esc clears it)"),
+    ("o / O", "sort by the next column / reverse (or click a header)"),
+    ("/", "filter by the words typed (enter keeps, esc clears)"),
 )
 # (title, module, class): the screens in F-key order, imported here only to read their bindings.
 SCREENS = (
