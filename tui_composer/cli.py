@@ -6,6 +6,7 @@ Nothing here imports TensorFlow: commands that need it import it inside their fu
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,22 @@ def corpus_show(context: StudioContext, name: str, as_json: bool, limit: int) ->
         click.echo(f"  {item.item}: {item.reason}")
 
 
+class ParsingLines:
+    """`parsing 120/2009 pieces` on stderr, at most once a second and at the end (the TUI's import dialog reads
+    these lines while it waits; stdout keeps the report)."""
+
+    SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self.last >= self.SECONDS:
+            self.last = now
+            click.echo(f"parsing {done}/{total} pieces", err=True)
+
+
 @corpus.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", required=True, help="Name of the new corpus.")
@@ -213,7 +230,7 @@ def corpus_import(context: StudioContext, path: Path, name: str, licence: str) -
     Every piece is parsed once; what can't be used is skipped with its reason and the rest is kept.
     """
     try:
-        report = context.studio.catalogue.import_path(path, name, licence=licence)
+        report = context.studio.catalogue.import_path(path, name, licence=licence, progress=ParsingLines())
     except WorkspaceError as error:
         fail(error)
     click.echo(f"imported {report.kept} pieces into corpus {report.corpus!r} ({report.path})")

@@ -439,11 +439,20 @@ class Catalogue:
             skipped=skipped,
         )
 
-    def import_path(self, source: Path, name: str, *, description: str = "", licence: str = "") -> ImportReport:
+    def import_path(
+        self,
+        source: Path,
+        name: str,
+        *,
+        description: str = "",
+        licence: str = "",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
         """Copy a file or folder of music into the workspace, keeping what parses and reporting the rest.
 
         The corpus appears only when complete (built under a temporary name and renamed), so an
         interrupted import leaves nothing half-made and never touches corpora imported before.
+        `progress(done, total)` after each piece is parsed.
         """
         check_name(name, "corpus")
         if name in self.specs or name in self._imported_names():
@@ -456,7 +465,11 @@ class Catalogue:
         pieces, recordings = _transcribe(pieces, skipped, self.workspace.cache_dir / TRANSCRIPTIONS)
         outcomes = map_bounded(check_piece, pieces, timeout=PARSE_TIMEOUT)
         good: list[Piece] = []
-        for piece, outcome in zip(pieces, outcomes, strict=True):
+        if progress is not None:
+            progress(0, len(pieces))
+        for done, (piece, outcome) in enumerate(zip(pieces, outcomes, strict=True), start=1):
+            if progress is not None:
+                progress(done, len(pieces))
             if outcome.ok:
                 good.append(piece)
             else:

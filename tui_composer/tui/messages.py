@@ -50,6 +50,17 @@ class NotesParsed(Message):
 
 
 @dataclass
+class ImportProgressed(Message):
+    """`corpus import` has parsed `done` of `total` pieces; an unhandled one is replaced by the next."""
+
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ImportProgressed)
+
+
+@dataclass
 class ImportFinished(Message):
     corpus: str
     kept: int = 0

@@ -10,11 +10,12 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from tui_composer.corpora import Corpus
-from tui_composer.launcher import CommandFailed, run_command
-from tui_composer.tui.messages import CorporaListed, ImportFinished, NotesParsed, PiecesListed
+from tui_composer.launcher import CommandFailed
+from tui_composer.tui.messages import CorporaListed, ImportFinished, ImportProgressed, NotesParsed, PiecesListed
 from tui_composer.tui.notes import NotesUnavailable, preview_of_piece
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.dialogs import ImportDialog, ImportRequest
+from tui_composer.tui.screens.import_progress import ImportProgressDialog, run_import
 from tui_composer.tui.widgets.filter_bar import FilterBar
 from tui_composer.tui.widgets.piano_roll import PianoRoll
 from tui_composer.tui.widgets.row_table import Column, RowTable
@@ -62,6 +63,7 @@ class CorporaScreen(ComposerScreen):
         self._previewing = ""
         self._listed = ""  # the corpus whose pieces are listed (or being listed)
         self._select_after_listing = ""
+        self._import_progress: ImportProgressDialog | None = None
         self.corpora = RowTable(CORPUS_COLUMNS, id="corpora", zebra_stripes=True)
         self.pieces = RowTable(PIECE_COLUMNS, id="pieces", max_rows=MAX_PIECES_SHOWN)
         self.skipped = RowTable(SKIPPED_COLUMNS, id="skipped")
@@ -254,7 +256,9 @@ class CorporaScreen(ComposerScreen):
     def _import_answered(self, request: ImportRequest | None) -> None:
         if request is None:
             return
-        self.notify(f"Importing {request.path} as {request.name!r}: every piece is parsed once…", timeout=5)
+        # Its progress in a dialog; esc hides it and the import goes on (ImportFinished says when it is done).
+        self._import_progress = ImportProgressDialog(f"{request.path} as {request.name!r}")
+        self.app.push_screen(self._import_progress)
         self._import(request)
 
     @work(thread=True, group="import")
@@ -264,14 +268,23 @@ class CorporaScreen(ComposerScreen):
         if request.licence:
             arguments += ["--licence", request.licence]
         try:
-            run_command(self.studio.workspace, arguments)
+            run_import(
+                self.studio.workspace, arguments, lambda done, total: self.post_message(ImportProgressed(done, total))
+            )
             corpus = self.studio.catalogue.get(request.name)
         except (CommandFailed, WorkspaceError) as error:
             self.post_message(ImportFinished(request.name, error=str(error)))
             return
         self.post_message(ImportFinished(request.name, kept=len(corpus.pieces), skipped=len(corpus.skipped)))
 
+    def on_import_progressed(self, message: ImportProgressed) -> None:
+        if self._import_progress is not None:
+            self._import_progress.show(message.done, message.total)
+
     def on_import_finished(self, message: ImportFinished) -> None:
+        if self._import_progress is not None and self._import_progress.is_current:
+            self._import_progress.dismiss(None)
+        self._import_progress = None
         if message.error:
             self.notify(f"Import of {message.corpus!r} failed: {message.error}", severity="error", timeout=15)
             return
