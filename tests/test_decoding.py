@@ -276,3 +276,32 @@ def test_the_char_lstm_fused_loop_gives_the_decoders_samples(
     assert [s.tolist() for s in fused] == [s.tolist() for s in generic]
     if kind == "tokens" and top_k == 0:
         assert len({len(s) for s in fused}) > 1  # tunes ended at different steps and left the batch
+
+
+@pytest.fixture(scope="module")
+def energy_models() -> dict[str, Any]:
+    pytest.importorskip("keras")
+    from tui_composer_plugins.rbm.model import RBM
+    from tui_composer_plugins.rnn_rbm.model import RNNRBM
+
+    np.random.seed(2)
+    rbm = RBM({"window": 3, "hidden": 8, "gibbs_steps": 3}, FRAMES)
+    rbm_noise = RBM({"window": 1, "hidden": 8, "gibbs_steps": 2, "sample_init": "noise"}, FRAMES)
+    rnn_rbm = RNNRBM({"hidden": 8, "recurrent": 8, "gibbs_steps": 3}, FRAMES)
+    for model in (rbm, rbm_noise, rnn_rbm):  # weights away from their near-zero start, so frames differ
+        for variable in model.network.trainable_variables:
+            variable.assign(np.random.default_rng(3).normal(0, 1.0, variable.shape))
+    return {"rbm": rbm, "rbm-noise": rbm_noise, "rnn-rbm": rnn_rbm}
+
+
+@pytest.mark.parametrize(("name", "top_k"), [("rbm", 0), ("rbm-noise", 2), ("rnn-rbm", 0), ("rnn-rbm", 3)])
+def test_the_energy_models_fused_loops_give_the_decoders_samples(
+    energy_models: dict[str, Any], name: str, top_k: int
+) -> None:
+    model = energy_models[name]
+    primer = np.eye(6, dtype=np.uint8)[:2]
+    request = SampleRequest(n=3, max_length=70, temperature=1.2, top_k=top_k, seed=4, primer=primer)
+    fused = model.sample(request)  # frames: the compiled tf.while_loop
+    generic = decode(model.decoding_step(), request, model.data)  # the chain step under the core decoder
+    assert [s.tolist() for s in fused] == [s.tolist() for s in generic]
+    assert len({s[2:].tobytes() for s in fused}) == 3  # the tunes differ from each other

@@ -6,7 +6,7 @@ Importing this module imports TensorFlow and Keras: only model code imports it, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,18 @@ import numpy as np
 import tensorflow as tf
 from tui_composer_plugins.energy.functions import NegativeLogLikelihood, VisibleUnits, bernoulli, fold, gibbs
 
-from tui_composer.api import DataSpec, Evaluation, Model, scope_of
+from tui_composer.api import (
+    DataSpec,
+    Evaluation,
+    Model,
+    SampleRequest,
+    checked_primer,
+    frame_noise,
+    scope_of,
+    temperature_of,
+)
+
+NOISE_CHUNK = 64  # frames a fused loop draws per call: bounds its noise to 64 x n x features
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -47,6 +58,50 @@ def chain_logits(
 def chain_seed(rng: np.random.Generator) -> tf.Tensor:
     """A stateless seed for one step's Gibbs chain, from the decoder's generator."""
     return tf.constant(rng.integers(0, 2**31 - 1, size=2), tf.int32)
+
+
+def drawn_frames(scores: tf.Tensor, noise: tf.Tensor, temperature: tf.Tensor, top_k: int) -> tf.Tensor:
+    """`tui_composer.decoding.frames_drawn` in TensorFlow, the same arithmetic in the same order: on where
+    noise < scores / T, and with top-k only the k largest (ties to the lower feature, as argsort's)."""
+    scaled = scores / temperature
+    on = noise < scaled
+    features = int(scores.shape[-1])
+    if 0 < top_k < features:
+        likeliest = tf.math.top_k(scaled, top_k).indices
+        on &= tf.reduce_any(tf.one_hot(likeliest, features, True, False, dtype=tf.bool), axis=1)
+    return tf.cast(on, tf.float32)
+
+
+def fused_frames(
+    loop: Callable[[Any, tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, Any]],
+    prime: Callable[[np.ndarray, int], Any],
+    request: SampleRequest,
+    data: DataSpec,
+    model: str,
+) -> list[np.ndarray]:
+    """Frames from a model's compiled loop over its decoding step, drawing what the core decoder draws.
+
+    The decoder's order per frame is the chain's seed (`chain_seed`), then the frame's noise; they are
+    drawn here, from the same generator in the same order, `NOISE_CHUNK` frames at a time, and
+    `loop(state, seeds [steps, 2], noise [steps, n, F], temperature)` gives (frames [steps, n, F], state).
+    """
+    primer = checked_primer(request.primer, data, model)
+    rng = np.random.default_rng(request.seed)
+    n, steps = request.n, max(request.max_length, len(primer)) - len(primer)
+    temperature = tf.constant(temperature_of(request))
+    state = prime(primer, n)
+    pieces = [np.zeros((0, n, data.size), np.uint8)]
+    for first in range(0, steps, NOISE_CHUNK):
+        count = min(NOISE_CHUNK, steps - first)
+        seeds = np.empty((count, 2), np.int32)
+        noise = np.empty((count, n, data.size), np.float32)
+        for t in range(count):
+            seeds[t] = rng.integers(0, 2**31 - 1, size=2)  # as chain_seed draws it
+            noise[t] = frame_noise(rng, (n, data.size))
+        written, state = loop(state, tf.constant(seeds), tf.constant(noise), temperature)
+        pieces.append(written.numpy().astype(np.uint8))
+    frames = np.concatenate(pieces)
+    return [np.concatenate([primer, frames[:, row]]) for row in range(n)]
 
 
 def visible_vectors(chosen: np.ndarray, data: DataSpec) -> np.ndarray:

@@ -41,7 +41,15 @@ from tui_composer_plugins.energy.functions import (
     step_vectors,
     visible_bias_init,
 )
-from tui_composer_plugins.energy.model import EnergyModel, chain_logits, chain_seed, make_optimizer, visible_vectors
+from tui_composer_plugins.energy.model import (
+    EnergyModel,
+    chain_logits,
+    chain_seed,
+    drawn_frames,
+    fused_frames,
+    make_optimizer,
+    visible_vectors,
+)
 from tui_composer_plugins.rbm import PARAMS
 
 from tui_composer.api import (
@@ -185,6 +193,7 @@ class RBM(EnergyModel):
 
             self._update = replica_update(self)
         self._window_logits = tf.function(self._free_logits, reduce_retracing=True, autograph=False)
+        self._fused = tf.function(self._fused_graph, reduce_retracing=True, autograph=False)
 
     def _free_logits(
         self, clamped: tf.Tensor, hop: int, seed: tf.Tensor, temperature: tf.Tensor, mask: tf.Tensor | None
@@ -200,6 +209,26 @@ class RBM(EnergyModel):
         steps = int(self.params["gibbs_steps"])
         kernel, vis_bias = network.kernel[rows:], network.vis_bias[rows:]
         return chain_logits(start, hid_input, vis_bias, kernel, steps, seed, network.units, temperature, mask)
+
+    def _fused_graph(
+        self, history: tf.Tensor, seeds: tf.Tensor, noise: tf.Tensor, temperature: tf.Tensor, top_k: int
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Frames with a hop of one, the loop compiled: what `_WindowStep` does under the core decoder,
+        on the decoder's seeds and noise (see `fused_frames`). history [n, W - 1, D]."""
+        size, context = self.data.size, self.window - 1
+        written = tf.TensorArray(tf.float32, size=tf.shape(noise)[0])
+
+        def body(t: tf.Tensor, history: tf.Tensor, written: tf.TensorArray) -> tuple:
+            clamped = tf.reshape(history, [tf.shape(history)[0], context * size])
+            v = drawn_frames(self._free_logits(clamped, 1, seeds[t], temperature, None), noise[t], temperature, top_k)
+            if context:
+                history = tf.concat([history[:, 1:], v[:, None]], axis=1)
+            return t + 1, history, written.write(t, v)
+
+        _, history, written = tf.while_loop(
+            lambda t, *_: t < tf.shape(noise)[0], body, (tf.constant(0), history, written)
+        )
+        return written.stack(), history
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -284,8 +313,20 @@ class RBM(EnergyModel):
         return _WindowStep(self)
 
     def sample(self, request: SampleRequest) -> list[np.ndarray]:
-        """`request.n` tunes of up to `max_length` steps (primer included), Gibbs-sampled window by window."""
-        return decode(self.decoding_step(), request, self.data, model="rbm")
+        """`request.n` tunes of up to `max_length` steps (primer included), Gibbs-sampled window by window.
+
+        Frames with a hop of one take the compiled loop (`_fused_graph`), which gives what the core
+        decoder gives; tokens (whose finished tunes leave the batch) and longer hops take the decoder.
+        """
+        step = _WindowStep(self)
+        if self.tokens or step.hop != 1:
+            return decode(step, request, self.data, model="rbm")
+
+        def loop(state: _Window, seeds: tf.Tensor, noise: tf.Tensor, temperature: tf.Tensor) -> tuple:
+            written, history = self._fused(tf.constant(state.history), seeds, noise, temperature, int(request.top_k))
+            return written, _Window(history.numpy())
+
+        return fused_frames(loop, step.prime, request, self.data, "rbm")
 
     def _prefix(self, primer: np.ndarray) -> np.ndarray:
         if self.tokens:

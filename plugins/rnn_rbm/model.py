@@ -44,7 +44,15 @@ from tui_composer_plugins.energy.functions import (
     token_log_probs,
     visible_bias_init,
 )
-from tui_composer_plugins.energy.model import EnergyModel, chain_logits, chain_seed, make_optimizer, visible_vectors
+from tui_composer_plugins.energy.model import (
+    EnergyModel,
+    chain_logits,
+    chain_seed,
+    drawn_frames,
+    fused_frames,
+    make_optimizer,
+    visible_vectors,
+)
 from tui_composer_plugins.rnn_rbm import PARAMS
 
 from tui_composer.api import (
@@ -404,7 +412,25 @@ class RNNRBM(EnergyModel):
 
             self._update, self._pretrain = replica_updates(self)
         self._next_logits = tf.function(network.next_logits, reduce_retracing=True, autograph=False)
+        self._fused = tf.function(self._fused_graph, reduce_retracing=True, autograph=False)
         self._step = tf.function(network.step, reduce_retracing=True, autograph=False)
+
+    def _fused_graph(
+        self, state: tf.Tensor, seeds: tf.Tensor, noise: tf.Tensor, temperature: tf.Tensor, top_k: int
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Frames, the loop over time compiled: what `_RecurrentStep` does under the core decoder, on the
+        decoder's seeds and noise (see `fused_frames`)."""
+        network, gibbs_steps = self.network, tf.constant(int(self.params["gibbs_steps"]))
+        noise_start = self.params["sample_init"] == "noise"
+        written = tf.TensorArray(tf.float32, size=tf.shape(noise)[0])
+
+        def body(t: tf.Tensor, state: tf.Tensor, written: tf.TensorArray) -> tuple:
+            logits = network.next_logits(state, seeds[t], gibbs_steps, temperature, noise_start, False, None)
+            v = drawn_frames(logits, noise[t], temperature, top_k)
+            return t + 1, network.step(v, state), written.write(t, v)
+
+        _, state, written = tf.while_loop(lambda t, *_: t < tf.shape(noise)[0], body, (tf.constant(0), state, written))
+        return written.stack(), state
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -471,8 +497,19 @@ class RNNRBM(EnergyModel):
         return _RecurrentStep(self)
 
     def sample(self, request: SampleRequest) -> list[np.ndarray]:
-        """`request.n` tunes of up to `max_length` steps (primer included), sampled in one batch."""
-        return decode(self.decoding_step(), request, self.data, model="rnn-rbm")
+        """`request.n` tunes of up to `max_length` steps (primer included), sampled in one batch.
+
+        Frames take the compiled loop (`_fused_graph`), which gives what the core decoder gives; tokens
+        (whose finished tunes leave the batch, so the chains' noise could not match) take the decoder.
+        """
+        step = _RecurrentStep(self)
+        if self.tokens:
+            return decode(step, request, self.data, model="rnn-rbm")
+
+        def loop(state: tf.Tensor, seeds: tf.Tensor, noise: tf.Tensor, temperature: tf.Tensor) -> tuple:
+            return self._fused(state, seeds, noise, temperature, int(request.top_k))
+
+        return fused_frames(loop, step.prime, request, self.data, "rnn-rbm")
 
     @property
     def _exact_tokens(self) -> bool:
