@@ -10,6 +10,8 @@ module imports neither TensorFlow nor music21: the helpers that need them import
 - registration: `hookimpl`, `EncoderSpec`, `ModelSpec`, `CorpusSpec`, `RunSpec`, `Param`;
 - pieces and music: `parse_piece`, `parse_abc`, `piece_abc`, `score_to_midi`, `score_to_abc`,
   `split_abc_tunes`, `pieces_from`, and the note helpers of `tui_composer.notes`;
+- models trained with Keras: `KerasModel` (write the layers; batching, files and sampling come with it),
+  `KERAS_PARAMS`, `stream_batches`;
 - sampling: the core decoder (`decode`, `DecodingStep`, `StepContext`) and its noise and primer helpers;
 - distribution strategies: `scope_of`, `splits_batches`, `check_divisible`, `per_replica`, ...;
 - commands: `StudioContext`, what a plugin command gets from `@click.pass_obj` (`.studio`, with its
@@ -48,6 +50,7 @@ from tui_composer.distribute import (
 )
 from tui_composer.export import ExportError, parse_abc, parse_piece, piece_abc, score_to_midi
 from tui_composer.hookspecs import hookimpl
+from tui_composer.keras_model import KERAS_PARAMS, KerasModel, StreamBatches, stream_batches
 from tui_composer.notes import (
     DEFAULT_VELOCITY,
     DRUM_CHANNEL,
@@ -82,6 +85,7 @@ __all__ = [
     "DATA_KINDS",
     "DEFAULT_VELOCITY",
     "DRUM_CHANNEL",
+    "KERAS_PARAMS",
     "MAX_BAR_QUARTERS",
     "MAX_NOTE_QUARTERS",
     "MAX_PIECE_QUARTERS",
@@ -101,6 +105,7 @@ __all__ = [
     "Evaluation",
     "ExportError",
     "GridNote",
+    "KerasModel",
     "Model",
     "ModelSpec",
     "Note",
@@ -114,6 +119,7 @@ __all__ = [
     "Skipped",
     "StepContext",
     "StrategyError",
+    "StreamBatches",
     "Studio",
     "StudioContext",
     "TokenConstraint",
@@ -149,6 +155,7 @@ __all__ = [
     "score_to_midi",
     "split_abc_tunes",
     "splits_batches",
+    "stream_batches",
     "temperature_of",
     "token_noise",
 ]
