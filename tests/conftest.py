@@ -41,13 +41,19 @@ def studio(workspace: Workspace, installed_host: PluginHost) -> Studio:
 
 @pytest.fixture(scope="session")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the example plugin and a deliberately broken one installed as real distributions.
+    """A folder with the example plugins and a deliberately broken one installed as real distributions.
 
     Put it on PYTHONPATH of a subprocess to run tui-composer with them; the test environment itself
     stays clean.
     """
     site = tmp_path_factory.mktemp("plugin-site")
-    for package in (ROOT / "examples" / "tui-composer-intervals", ROOT / "tests" / "plugins" / "broken-plugin"):
+    examples = ROOT / "examples"
+    packages = (
+        examples / "tui-composer-intervals",
+        examples / "tui-composer-gru",
+        ROOT / "tests" / "plugins" / "broken-plugin",
+    )
+    for package in packages:
         subprocess.run(
             [
                 sys.executable,
