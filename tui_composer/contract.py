@@ -140,6 +140,13 @@ class Encoder(ABC):
     Lifecycle, driven by the host: `read` every piece (parallel, cached per piece: it must depend only
     on the piece and the parameters), `fit` on the training split's readings, then `encode` readings
     into arrays. `state`/`load_state` save what `fit` learned with the run.
+
+    Required: `read`, `encode`, `decode`, `data_spec`. Optional, with defaults that hold for a stateless
+    encoder: `fit`, `state`/`load_state`, `constraint` (None), `encode_primer` (reads the primer as a
+    tune), `to_abc` (writes the decoded Score) and `symbols_text`. A piece that can't be used raises
+    EncodeError, which is cached with the piece; anything else `read` raises is a bug, reported as a
+    PluginError naming the encoder and its plugin, and never cached. Bump `EncoderSpec.version` when
+    the readings change, so cached ones are read again.
     """
 
     kind: ClassVar[DataKind]
@@ -300,7 +307,18 @@ class TokenConstraint(ABC):
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Loss on a split, and the same cross-entropy in bits per token (tokens) or per frame (frames)."""
+    """A held-out split's cross-entropy, a mean over every predicted step of its sequences.
+
+    - `loss`, in nats: per token (each id after bos, eos included) for tokens; per frame for frames, or per
+      feature (per frame / features) for a model whose loss is a mean over features, as char-lstm's is.
+      The host compares a run's losses only with each other: the lowest picks `model.keras`, and
+      `--patience` epochs without a lower one stop the training.
+    - `bits`: the same cross-entropy in bits per token (loss / ln 2) or per frame (the sum over a frame's
+      features); `valid_bits` in metrics.jsonl, the number that compares runs, encoders and models.
+      Energy models (rbm, rnn-rbm) estimate a frame's by annealed importance sampling.
+
+    NaN for a split with nothing to predict. The same weights and sequences give the same Evaluation.
+    """
 
     loss: float
     bits: float
@@ -308,7 +326,16 @@ class Evaluation:
 
 @dataclass
 class EpochProgress:
-    """What a model reports while it trains one epoch, and how the host asks it to stop early."""
+    """What a model reports while it trains one epoch, and how the host asks it to stop early.
+
+    - `on_batch(done, total, loss)` after every batch: done = 1, 2 ... total, in order, and `loss` the
+      epoch's running mean so far (the host shows it, and writes it to status.json and metrics.jsonl at
+      most once a second).
+    - `stop_requested()` answers True once the user asked to stop (Ctrl-C, SIGTERM, the TUI). Poll it
+      before every batch; once it says yes, start no further batch and return the mean loss so far. Save
+      nothing: the host writes `checkpoints/interrupted.keras` and marks the run stopped. The epoch does not
+      count: `--resume` repeats it from the last finished epoch's checkpoint.
+    """
 
     on_batch: Callable[[int, int, float], None] = lambda done, total, loss: None
     stop_requested: Callable[[], bool] = lambda: False
@@ -328,10 +355,12 @@ class SampleRequest:
       drawn (mask first, then top-k, then the draw: never an empty choice, never NaN). Frames: at most
       k features on per frame (only the k with the largest logits may be on; each draws its Bernoulli).
     - `seed`: every random number of a sample comes from one `np.random.default_rng(seed)`: the same
-      request gives the same samples.
+      request gives the same samples. The host seeds nothing else for sampling: a model must not draw
+      from NumPy's, Python's or TensorFlow's global generators there.
     - `primer`: ids without bos (the model starts with bos itself) or frames [P, features], made by
       `Encoder.encode_primer`; it opens every sample, and the constraint's state is advanced over it.
     - `constraint`: masks every token drawn after the primer (ignored for frames).
+    - `extra`: options of one model's own (the host sets none).
     """
 
     n: int = 10
@@ -396,30 +425,71 @@ class Model(ABC):
     """One run's model, built from its hyperparameters and the encoder's DataSpec.
 
     The host drives training epoch by epoch (checkpoints, metrics, early stopping and resume are the
-    host's job); the model owns its batching, its Keras model(s) and its sampler.
+    host's job); the model owns its batching, its Keras model(s) and its sampler. A model for Keras can
+    start from `tui_composer.api.KerasModel`, which writes all but the layers.
+
+    Methods: `train_epoch`, `evaluate`, `save` and `load` are required; for sampling write
+    `decoding_step` (the core decoder does the rest) or override `sample`. `ModelSpec.takes` says which
+    kinds of data it learns (both by default: then it must handle tokens and frames).
+
+    Seeds: before building a model the host seeds Python's, NumPy's and TensorFlow's global generators
+    (`keras.utils.set_random_seed`) from the run's seed, and again before every `train_epoch`, from (seed,
+    epoch). Draw everything random in training from them (shuffling included) and resume reproduces the
+    uninterrupted run: the host loads the last finished epoch's file and seeds the next epoch as before.
+
+    Strategies: `strategy` is None (TensorFlow's default device: the first GPU when there is one),
+    a `tf.distribute.OneDeviceStrategy` (`--strategy single`), or a MirroredStrategy or
+    MultiWorkerMirroredStrategy (`mirrored`, `multi-worker`, and `auto` with several GPUs). Build, compile
+    and load inside `scope_of(strategy)`. Where `splits_batches(strategy)`, each batch must be split
+    across the replicas by the model (`per_replica`, `check_divisible`); a model that can't raises
+    StrategyError saying to train with `--strategy single`. Every worker of a cluster trains, and only the
+    chief's files are written. Sampling always loads with no strategy.
+
+    Errors: what the model raises in `train_epoch`, `evaluate` or `sample` reaches the user as a
+    PluginError naming the model, its plugin and its version (the traceback goes to the run's log),
+    except EncodeError, ParamError, StrategyError and WorkspaceError, which are shown as they are: their
+    message must say what to do.
     """
 
     def __init__(self, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> None:
+        """`params` are resolved (every key of the model's schema, each checked); `strategy` see above."""
         self.params = dict(params)
         self.data = data
         self.strategy = strategy
 
     @abstractmethod
     def train_epoch(self, sequences: Sequence[np.ndarray], epoch: int, progress: EpochProgress) -> float:
-        """Train one epoch over the training sequences; returns the mean training loss."""
+        """Train one epoch over the training split; returns the epoch's mean training loss.
+
+        `sequences` are the encoded pieces, in the same order every epoch: int32 ids from bos to eos, or
+        uint8 frames [T, features]. `epoch` counts the epochs done before this one (0 first; a resumed run
+        goes on from where it was), for schedules. Report and stop as `EpochProgress` says.
+
+        The loss is in the units of `Evaluation.loss` where the model can compute them (char-lstm and
+        KerasModel: the same cross-entropy, dropout on, over the batches that ran); a model without a
+        tractable likelihood returns its own objective (rbm, rnn-rbm: the mean reconstruction error per
+        step). The host records it as `train_loss`, and picks `model.keras` by it when there is no
+        validation split. NaN when nothing was trained.
+        """
 
     @abstractmethod
     def evaluate(self, sequences: Sequence[np.ndarray]) -> Evaluation:
-        """Loss and bits per token (or frame) on held-out sequences."""
+        """The cross-entropy of held-out sequences (see Evaluation for the units); trains nothing."""
 
     @abstractmethod
     def save(self, path: Path) -> None:
-        """Write the model, optimizer state included, as a `.keras` file."""
+        """Write the model, optimizer state included, as one `.keras` file at `path`.
+
+        The host calls it after every epoch and on a stop (into a temporary file it then renames); what a
+        resumed epoch needs to train as the uninterrupted one must be in the file.
+        """
 
     @classmethod
     @abstractmethod
     def load(cls, path: Path, params: Mapping[str, Any], data: DataSpec, strategy: Any = None) -> Model:
-        """Read what `save` wrote (Keras safe mode on)."""
+        """Read what `save` wrote, with Keras safe mode on (`keras.saving.load_model(path,
+        safe_mode=True)`, inside `scope_of(strategy)`); nothing in a run folder is unpickled. The host
+        turns what it raises into a ModelFileError naming the file."""
 
     def decoding_step(self) -> DecodingStep:
         """The model's sampling step, for the core decoder (see DecodingStep)."""
