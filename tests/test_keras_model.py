@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tui_composer.api import KerasModel, StrategyError, stream_batches
-from tui_composer.contract import DataSpec, StepContext
+from tui_composer.contract import DataSpec, EpochProgress, StepContext
 
 keras = pytest.importorskip("keras")
 
@@ -119,6 +119,7 @@ def test_strategies_reach_the_model_through_their_scope_and_splitting_ones_are_r
     single = tf.distribute.OneDeviceStrategy("/cpu:0")
     model = Stack(PARAMS, TOKENS, single)
     assert all(single.extended.variable_created_in_scope(v.value) for v in model.network.trainable_variables)
+    model.train_epoch([np.arange(9, dtype=np.int32)] * 2, 0, EpochProgress())  # the optimizer state goes in the file
     model.save(tmp_path / "stack.keras")
     loaded = Stack.load(tmp_path / "stack.keras", PARAMS, TOKENS, single)
     assert loaded.evaluate([np.arange(9, dtype=np.int32)]) == model.evaluate([np.arange(9, dtype=np.int32)])
