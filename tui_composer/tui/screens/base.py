@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
+from textual.events import ScreenResume
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from tui_composer.studio import Studio
+from tui_composer.tui.widgets.keys_footer import KeysFooter
 from tui_composer.tui.widgets.nav_bar import NavBar
 
 if TYPE_CHECKING:
@@ -33,10 +34,14 @@ class ComposerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: ScreenResume | None = None) -> None:
+        if event is not None and self.app.screen is self and self._css_update_count == self.app._css_update_count:
+            # Coming back to a screen whose styles are current: restyling every widget (Textual's default)
+            # cost most of a screen switch. (Runs before Screen's own handler: subclasses come first.)
+            event.refresh_styles = False
         self.query_one(NavBar).training = self.composer.training_count

@@ -39,6 +39,7 @@ class NewRunScreen(ComposerScreen):
         super().__init__()
         self.names_width = name_width([p.name for p in RUN_OPTIONS])
         self._form_of = {"encoder": "", "model": ""}  # the plugin each form was made for
+        self._corpus_names: list[str] | None = None  # the corpora the Select offers, once resumed
 
     def compose_body(self) -> ComposeResult:
         registry = self.studio.registry
@@ -92,6 +93,7 @@ class NewRunScreen(ComposerScreen):
     def preselect_corpus(self, name: str) -> None:
         select = self.query_one("#corpus", Select)
         names = self.studio.catalogue.names()
+        self._corpus_names = names
         select.set_options([(n, n) for n in names])
         if name in names:
             select.value = name
@@ -102,6 +104,9 @@ class NewRunScreen(ComposerScreen):
         select = self.query_one("#corpus", Select)
         current = select.value
         names = self.studio.catalogue.names()
+        if names == self._corpus_names:
+            return  # rebuilding the Select restyles it: most of a screen switch, for nothing
+        self._corpus_names = names
         select.set_options([(n, n) for n in names])
         if current in names:
             select.value = current

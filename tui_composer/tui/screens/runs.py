@@ -81,6 +81,7 @@ class RunsScreen(ComposerScreen):
         self._polling = False
         self._follow = ""
         self.table = RowTable(RUN_COLUMNS, id="runs", zebra_stripes=True)
+        self._log_text = ""  # what the log line shows (blanked for a moment after a highlight)
 
     def compose_body(self) -> ComposeResult:
         yield FilterBar(self.table, "runs", id="runs-filter")
@@ -160,13 +161,13 @@ class RunsScreen(ComposerScreen):
         row = self.rows.get(name)
         # Show what is known at once; the rest follows with the next poll (started right away). Nothing of
         # the run shown before may stay: its ETA beside a finished run's bar read as that run's.
-        self.query_one("#run-title", Static).update(f"{name}  {row.state if row else ''}")
+        self._text("#run-title", f"{name}  {row.state if row else ''}")
         self.query_one("#run-progress", ProgressBar).update(progress=0)
-        self.query_one("#run-eta", Static).update("")
-        self.query_one("#run-about", Static).update(self._about(row) if row else "")
+        self._text("#run-eta", "")
+        self._text("#run-about", self._about(row) if row else "")
         self.query_one(LossChart).plot((), (), None)
-        self.query_one("#run-eta", Static).update("")  # the ETA and device of the run shown before
-        self._show_log("")
+        self._text("#run-eta", "")  # the ETA and device of the run shown before
+        self._blank_log()
         self.call_after_refresh(self.poll)  # the title first, then the files
 
     def _about(self, row: RunRow) -> str:
@@ -198,15 +199,15 @@ class RunsScreen(ComposerScreen):
             best = min(loss for _, loss in detail.valid)
             bits = f" ({detail.valid_bits:.2f} bits)" if detail.valid_bits is not None else ""
             parts.append(f"best val {best:.3f}{bits}")
-        self.query_one("#run-title", Static).update("  ".join(parts))
+        self._text("#run-title", "  ".join(parts))
         fraction = detail.pieces_done / detail.pieces_total if reading else detail.fraction
         self.query_one("#run-progress", ProgressBar).update(progress=fraction)
         eta = f"ETA {format_duration(detail.eta_seconds)}" if detail.eta_seconds is not None else ""
         # Beside the bar, not in the title: the title is one line and already full at 80 columns.
         device = f"device: {detail.device}" if detail.device else ""
-        self.query_one("#run-eta", Static).update("  ".join(part for part in (eta, device) if part))
+        self._text("#run-eta", "  ".join(part for part in (eta, device) if part))
         row = self.rows.get(detail.name)
-        self.query_one("#run-about", Static).update(self._about(row) if row else "")
+        self._text("#run-about", self._about(row) if row else "")
         self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs)
         hint = ""
         if detail.state == "interrupted":
@@ -220,13 +221,29 @@ class RunsScreen(ComposerScreen):
         lines = [hint, message, detail.error, detail.log]
         self._show_log("\n".join(line for line in lines if line))
 
+    def _text(self, selector: str, text: str, layout: bool = False) -> None:
+        """Static.update lays the whole screen out again, even for the same text, and a poll every half second
+        mostly brings the same text: only a change is drawn, and the one-line fields (their size fixed by the
+        stylesheet) without a layout. Under load those layouts kept keys waiting for seconds."""
+        static = self.query_one(selector, Static)
+        if static.content != text:
+            static.update(text, layout=layout)
+
     def _show_log(self, text: str) -> None:
         log = self.query_one("#run-log", Static)
-        log.update(text)
+        same_lines = text == self._log_text  # blanked by a highlight, and the same again: the same height
+        self._log_text = text
+        if log.content != text:
+            log.update(text, layout=not same_lines)  # its height follows its lines
         log.set_class(bool(text), "-shown")
 
+    def _blank_log(self) -> None:
+        """On a highlight: nothing of the run shown before stays, and nothing moves until the next poll (an
+        arrow key held down would otherwise lay the screen out twice per row)."""
+        self.query_one("#run-log", Static).update("", layout=False)
+
     def _show_launching(self, row: RunRow) -> None:
-        self.query_one("#run-title", Static).update(f"{row.name}  {row.state}…")
+        self._text("#run-title", f"{row.name}  {row.state}…")
         launched = self.composer.launched.get(row.name)
         if launched is not None:
             self._show_log(launched.log_tail())

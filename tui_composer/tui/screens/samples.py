@@ -140,6 +140,7 @@ class SamplesScreen(ComposerScreen):
         self._generation: tuple[int, str] | None = None  # (job, run) of the generation running
         self._checks: tuple[int, str] | None = None  # (job, run) of the checks of listed samples
         self._prepared: set[str] = set()
+        self._run_names: list[str] | None = None  # the runs the Select offers
         self._written = 0  # samples of the running generation written so far
         self._first_new = True
 
@@ -209,8 +210,10 @@ class SamplesScreen(ComposerScreen):
         names = [r.name for r in runs if r.read_only or r.model_path.is_file()]
         if self._wanted_run and self._wanted_run not in names:
             self.notify(f"{self._wanted_run} has no trained model yet; wait for its first epoch", severity="warning")
-        select.set_options([(n, n) for n in names])
-        if current in names:
+        if names != self._run_names:  # rebuilding a Select restyles it: a third of a screen switch
+            self._run_names = names
+            select.set_options([(n, n) for n in names])
+        if current in names and select.value != current:
             select.value = current
         elif names and select.value is Select.NULL:
             select.value = names[0]
