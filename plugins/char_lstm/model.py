@@ -443,8 +443,12 @@ class _CharLSTMStep(DecodingStep):
 
     def __init__(self, sampler: _Sampler) -> None:
         self.sampler = sampler
+        self.rows = FEW_TUNES + 1
 
     def prime(self, primer: np.ndarray, n: int) -> _Batch:
+        # One form of the step for the whole batch, the fused loop's: each form costs a trace per
+        # process, and a batch that shrinks below FEW_TUNES gains less than a trace costs.
+        self.rows = n
         return self.sampler.prime(primer, n)
 
     def scores(self, state: _Batch, context: StepContext) -> np.ndarray:
@@ -452,7 +456,7 @@ class _CharLSTMStep(DecodingStep):
 
     def advance(self, state: _Batch, chosen: np.ndarray) -> _Batch:
         x = tf.constant(chosen.astype(np.int32 if self.sampler.data.kind == "tokens" else np.float32))
-        logits, packed = self.sampler.packed_step(len(chosen))(x, state.packed)
+        logits, packed = self.sampler.packed_step(self.rows)(x, state.packed)
         return _Batch(logits, packed)
 
     def select(self, state: _Batch, rows: np.ndarray) -> _Batch:
