@@ -1,4 +1,4 @@
-"""Copy a trained run into the char-lstm plugin's pretrained/ folder, as a read-only run it ships.
+"""Copy a trained run into its model plugin's pretrained/ folder (char-lstm, rnn-rbm), as a read-only run it ships.
 
 Kept: config.json, encoder.json, status.json, metrics.jsonl and model.keras re-saved without the
 optimizer state (a third of the size); left out: checkpoints and samples. The shipped default was made
@@ -9,7 +9,8 @@ with (see plugins/char_lstm/pretrained/oneills-default/README.md):
     .venv/bin/python benchmarks/ship_pretrained.py oneills-default
 
 Run from the repository root: .venv/bin/python benchmarks/ship_pretrained.py RUN [--as NAME]
-A new name is listed once the plugin's `register_runs` hook registers it (plugins/char_lstm/__init__.py).
+A new name is listed once the plugin's `register_runs` hook registers it (plugins/char_lstm/__init__.py,
+plugins/rnn_rbm/__init__.py; chorales-default: see plugins/rnn_rbm/pretrained/chorales-default/README.md).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from tui_composer.training import quiet_tensorflow
 quiet_tensorflow()
 
 import keras  # noqa: E402
-from tui_composer_plugins.char_lstm import PRETRAINED  # noqa: E402
+from tui_composer_plugins import char_lstm, rnn_rbm  # noqa: E402
 
 from tui_composer.studio import Studio  # noqa: E402
 
 KEPT = ("config.json", "encoder.json", "status.json", "metrics.jsonl")
+PRETRAINED = {"char-lstm": char_lstm.PRETRAINED, "rnn-rbm": rnn_rbm.PRETRAINED}  # where each model's plugin ships runs
 
 
 def main() -> None:
@@ -38,7 +40,10 @@ def main() -> None:
     studio = Studio()
     run = studio.runs.get(args.run)
     studio.registry.models[run.config["model"]].model_class()  # registers the model's Keras classes
-    target = PRETRAINED / (args.name or run.name)
+    model = run.config["model"]
+    if model not in PRETRAINED:
+        parser.error(f"run {run.name!r} is a {model} run; only {', '.join(PRETRAINED)} plugins ship runs")
+    target = PRETRAINED[model] / (args.name or run.name)
     target.mkdir(parents=True, exist_ok=True)
     for name in KEPT:
         shutil.copyfile(run.path / name, target / name)

@@ -91,14 +91,30 @@ def test_decode_accepts_model_output_as_it_comes() -> None:
     encoder = PianoRollEncoder(low=LOW, high=HIGH)
     width = HIGH - LOW + 1
     probabilities = np.zeros((4, 2 * width), dtype=np.float32)
-    probabilities[0:3, 60 - LOW] = 0.9  # played without an onset bit: starts where play begins
-    probabilities[2, width + 64 - LOW] = 0.8  # an onset without play: one step
+    probabilities[0:3, 60 - LOW] = 0.9  # played two steps or more without an onset bit: starts where play begins
+    probabilities[2, width + 60 - LOW] = 0.7  # an onset inside a held note: struck again
     notes = encoder.frames_notes(probabilities)
-    assert notes == [GridNote(0, 3, 60), GridNote(2, 3, 64)]
+    assert notes == [GridNote(0, 2, 60), GridNote(2, 3, 60)]
     with pytest.raises(EncodeError, match="no notes"):
         encoder.decode(np.zeros((5, 2 * width), dtype=np.uint8))
     with pytest.raises(EncodeError, match="width"):
         encoder.decode(np.ones((5, 3), dtype=np.uint8))
+
+
+def test_lone_bits_of_a_sampled_frame_are_no_notes() -> None:
+    # A sampled frame draws every bit on its own: a lone onset bit, or a play bit for one step with no
+    # onset, is noise that would add a one-step note to every chord (issue 14: clusters of 14 notes).
+    encoder = PianoRollEncoder(low=LOW, high=HIGH)
+    width = HIGH - LOW + 1
+    frames = np.zeros((4, 2 * width), dtype=np.uint8)
+    frames[0:4, [60 - LOW, 64 - LOW]] = 1  # a held third, struck at step 0
+    frames[0, [width + 60 - LOW, width + 64 - LOW]] = 1
+    frames[1, width + 67 - LOW] = 1  # an onset without play
+    frames[2, 71 - LOW] = 1  # one step of play without an onset
+    frames[3, [72 - LOW, width + 72 - LOW]] = 1  # a struck sixteenth is a note
+    assert encoder.frames_notes(frames) == [GridNote(0, 4, 60), GridNote(0, 4, 64), GridNote(3, 4, 72)]
+    pitches = sorted(p.midi for n in encoder.decode(frames).flatten().notes for p in n.pitches)
+    assert 67 not in pitches and 71 not in pitches
 
 
 @pytest.mark.parametrize(("make", "reason"), BAD_MIDI_INPUTS)

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -82,3 +83,28 @@ def test_a_run_spec_must_name_its_folder_or_its_plugin_fails_whole(tmp_path: Pat
     info = host.plugins["shipper"]
     assert info.status == "failed" and info.dropped == ["run good-run"]
     assert info.errors[0].startswith("register_runs raised ValueError: run 'bad-name': its folder")
+
+
+def test_chorales_default_comes_from_the_rnn_rbm_plugin_and_writes_four_voices(
+    installed_host: PluginHost, workspace: Workspace, tmp_path: Path
+) -> None:
+    from tui_composer.export import parse_abc
+    from tui_composer.notes import score_notes
+
+    spec = installed_host.registry.runs["chorales-default"]
+    assert spec.origin.plugin == "rnn-rbm" and spec.path.parts[-3:] == ("rnn_rbm", "pretrained", "chorales-default")
+    assert sum(p.stat().st_size for p in spec.path.rglob("*") if p.is_file()) <= 10_000_000
+    args = ["--workspace", str(workspace.root), "sample", "chorales-default", "-n", "2", "--max-length", "128"]
+    result = CliRunner().invoke(cli, [*args, "--seed", "1", "--json", "--out", str(tmp_path)], obj=installed_host)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert len(listed) == 2 and all(s["ok"] and s["midi_path"] for s in listed)
+    for sample in listed:
+        notes = score_notes(parse_abc(sample["abc"]))
+        chords: dict[float, int] = {}
+        for note in notes:
+            chords[note.start] = chords.get(note.start, 0) + 1
+        steps = np.arange(0.0, max(n.end for n in notes), 0.25)  # a sixteenth-note grid
+        sounding = np.asarray([sum(n.start <= t < n.end for n in notes) for t in steps])
+        assert 3 <= sounding[sounding > 0].mean() <= 5  # about four voices, not clusters
+        assert max(chords.values()) <= 6

@@ -14,7 +14,12 @@ PARAMS = (
     Param("steps_per_quarter", int, 4, "frames per quarter note (4: a sixteenth-note grid)", min=1, max=24),
     Param("low", int, 21, "lowest MIDI pitch of the roll (21: the piano's A0)", min=0, max=127),
     Param("high", int, 108, "highest MIDI pitch of the roll (108: the piano's C8)", min=0, max=127),
-    Param("fit_range", bool, False, "crop the pitch range to the pitches of the training split"),
+    Param(
+        "fit_range",
+        bool,
+        True,
+        "crop the pitch range to the pitches of the training split (fewer units for a model to keep silent)",
+    ),
 )
 
 

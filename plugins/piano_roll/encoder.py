@@ -97,18 +97,22 @@ class PianoRollEncoder(Encoder):
     def frames_notes(self, frames: np.ndarray) -> list[GridNote]:
         """Notes in frames: a note starts at an onset or where play begins, and lasts while play is on.
 
-        Accepts model output as it comes: probabilities (cut at 0.5), onsets without play (one step),
-        or only the play half (onsets then come from where play begins).
+        Accepts model output as it comes: probabilities (cut at 0.5), or only the play half (onsets then
+        come from where play begins). With both halves a note needs both bits where it starts, as every
+        note of the training data has them: a sampled frame draws each bit on its own, and a lone play or
+        onset bit would add a one-step note to every chord.
         """
         array = np.asarray(frames)
         if array.ndim != 2 or array.shape[1] not in (self.pitches, 2 * self.pitches):
             raise EncodeError("sample", f"expected frames of width {2 * self.pitches}, got shape {array.shape}")
         on = array >= 0.5 if array.dtype.kind == "f" else array > 0
         play = on[:, : self.pitches]
-        onset = on[:, self.pitches :] if on.shape[1] == 2 * self.pitches else np.zeros_like(play)
-        play = play | onset
         before = np.vstack([np.zeros((1, self.pitches), dtype=bool), play[:-1]])
-        starts = onset | (play & ~before)
+        starts = play & ~before
+        if on.shape[1] == 2 * self.pitches:
+            after = np.vstack([play[1:], np.zeros((1, self.pitches), dtype=bool)])
+            # Struck, or played on for two steps or more; a lone onset or a one-step play bit is noise.
+            starts = (on[:, self.pitches :] & play) | (starts & after)
         notes: list[GridNote] = []
         for column in np.flatnonzero(play.any(axis=0)):
             start = None

@@ -7,10 +7,11 @@ matrix is shared by all steps. Registration imports nothing heavy: the model cla
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from tui_composer_plugins.energy import LIKELIHOOD_PARAMS
 
-from tui_composer.api import ModelSpec, Param, hookimpl
+from tui_composer.api import ModelSpec, Param, RunSpec, hookimpl
 
 PARAMS = (
     Param("hidden", int, 150, "Hidden units of the RBM at each step.", min=1, max=8192),
@@ -20,7 +21,14 @@ PARAMS = (
     Param("batch_size", int, 16, "Streams per update: sequences are laid end to end in this many streams.", min=1),
     Param("bptt_steps", int, 100, "Steps per update along each stream (truncated backpropagation).", min=1),
     Param("optimizer", str, "adam", "Update rule for the CD gradient.", choices=("adam", "sgd")),
-    Param("learning_rate", float, 0.001, "Step size of the optimizer.", min=1e-7, max=10.0),
+    Param(
+        "learning_rate",
+        float,
+        0.0,
+        "Step size of the optimizer (0: by the data, 0.003 for frames and 0.001 for tokens).",
+        min=0.0,
+        max=10.0,
+    ),
     Param(
         "dropout",
         float,
@@ -55,6 +63,10 @@ PARAMS = (
     *LIKELIHOOD_PARAMS,
 )
 
+# The step size that `learning_rate=0` picks. Frames (piano-roll on bach-chorales) learn 2.5 times as fast at
+# 0.003 as at 0.001 (validation 7.1 nats per frame after 8 epochs, against 20 epochs); tokens keep 0.001.
+DATA_LEARNING_RATES = {"frames": 0.003, "tokens": 0.001}
+
 SPEC = ModelSpec(
     name="rnn-rbm",
     description=(
@@ -69,3 +81,18 @@ SPEC = ModelSpec(
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(SPEC)
+
+
+# Trained runs that ship with this plugin (package data), read-only: see pretrained/chorales-default/README.md.
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+@hookimpl
+def register_runs(register: Callable[[RunSpec], None]) -> None:
+    register(
+        RunSpec(
+            name="chorales-default",
+            path=PRETRAINED / "chorales-default",
+            description="rnn-rbm trained 10 minutes on Bach chorales (piano-roll encoder): four-voice chorales",
+        )
+    )

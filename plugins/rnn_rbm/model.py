@@ -53,7 +53,7 @@ from tui_composer_plugins.energy.model import (
     make_optimizer,
     visible_vectors,
 )
-from tui_composer_plugins.rnn_rbm import PARAMS
+from tui_composer_plugins.rnn_rbm import DATA_LEARNING_RATES, PARAMS
 
 from tui_composer.api import (
     DataSpec,
@@ -69,9 +69,13 @@ from tui_composer.api import (
 SERIAL_PACKAGE = "tui_composer_rnn_rbm"
 
 
-def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The schema's defaults overlaid with `params` (the host passes resolved values; tests may not)."""
-    return {p.name: p.default for p in PARAMS} | dict(params)
+def with_defaults(params: Mapping[str, Any], data: DataSpec) -> dict[str, Any]:
+    """The schema's defaults overlaid with `params` (the host passes resolved values; tests may not), with
+    the data's step size where `learning_rate` is 0."""
+    resolved = {p.name: p.default for p in PARAMS} | dict(params)
+    if not resolved["learning_rate"]:
+        resolved["learning_rate"] = DATA_LEARNING_RATES[data.kind]
+    return resolved
 
 
 @dataclass
@@ -365,7 +369,7 @@ class RNNRBM(EnergyModel):
         network: RNNRBMNetwork | None = None,
     ) -> None:
         """A new RNN-RBM from the hyperparameters, or one around a loaded `network`."""
-        super().__init__(with_defaults(params), data, strategy)
+        super().__init__(with_defaults(params, data), data, strategy)
         p = self.params
         self.tokens = data.kind == "tokens"
         if network is None:
