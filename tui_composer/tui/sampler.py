@@ -150,7 +150,7 @@ class SamplerClient:
             job = reply.get("id") if isinstance(reply, dict) else None
             with self._lock:
                 listener = self._listeners.get(job) if isinstance(job, int) else None
-                if listener is not None and reply.get("kind") in ("done", "error"):
+                if listener is not None and isinstance(job, int) and reply.get("kind") in ("done", "error"):
                     del self._listeners[job]
             if listener is not None:
                 listener(reply)

@@ -268,9 +268,11 @@ class CorporaScreen(ComposerScreen):
         if request.licence:
             arguments += ["--licence", request.licence]
         try:
-            run_import(
-                self.studio.workspace, arguments, lambda done, total: self.post_message(ImportProgressed(done, total))
-            )
+
+            def progressed(done: int, total: int) -> None:
+                self.post_message(ImportProgressed(done, total))
+
+            run_import(self.studio.workspace, arguments, progressed)
             corpus = self.studio.catalogue.get(request.name)
         except (CommandFailed, WorkspaceError) as error:
             self.post_message(ImportFinished(request.name, error=str(error)))

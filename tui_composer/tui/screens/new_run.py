@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import ScreenResume
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -98,8 +99,8 @@ class NewRunScreen(ComposerScreen):
         if name in names:
             select.value = name
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+    def on_screen_resume(self, event: ScreenResume | None = None) -> None:
+        super().on_screen_resume()  # no event: the base restyles, as coming back here needs
         # Corpora imported meanwhile appear in the list.
         select = self.query_one("#corpus", Select)
         current = select.value

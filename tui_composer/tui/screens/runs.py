@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.events import ScreenResume
 from textual.widgets import DataTable, ProgressBar, Static
 
 from tui_composer.launcher import resume_training, stop_training
@@ -99,8 +100,8 @@ class RunsScreen(ComposerScreen):
         self.watcher = RunWatcher(self.studio.runs)
         self.set_interval(POLL_SECONDS, self.poll)
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+    def on_screen_resume(self, event: ScreenResume | None = None) -> None:
+        super().on_screen_resume()  # no event: the base restyles, as coming back here needs
         self.poll()
 
     def follow(self, name: str) -> None:

@@ -23,6 +23,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import ScreenResume
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from tui_composer.launcher import constrained_by_default
@@ -190,8 +191,8 @@ class SamplesScreen(ComposerScreen):
         table.add_column("result", key="result")
         self._list_runs()
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+    def on_screen_resume(self, event: ScreenResume | None = None) -> None:
+        super().on_screen_resume()  # no event: the base restyles, as coming back here needs
         self._list_runs()
 
     def preselect(self, run: str) -> None:
