@@ -541,7 +541,8 @@ def test_hostile_plugins_installed_for_real_leave_every_command_working(hostile_
 
     runs = tui_composer("runs", "--json")
     assert runs.returncode == 0, runs.stderr
-    assert [r["name"] for r in json.loads(runs.stdout)] == ["chorales-default", SHIPPED]  # built-in `runs`, not HIJACKED
+    # the built-in `runs`, not HIJACKED
+    assert [r["name"] for r in json.loads(runs.stdout)] == ["chorales-default", SHIPPED]
 
     version = tui_composer("--version")
     assert version.returncode == 0 and "version" in version.stdout
