@@ -590,8 +590,13 @@ class _Sampler:
         """The compiled packed step for a batch of `rows` tunes, traced once per form and sampler."""
         few = rows <= FEW_TUNES
         if few not in self._packed:
-            function = tf.function(partial(self._packed_step_graph, few=few), input_signature=self._packed_spec)
-            self._packed[few] = function.get_concrete_function()
+            # Exactly the two inputs of the signature: with `partial`'s extra parameters every call failed to
+            # bind, and TensorFlow printed the tensors into the error it then dropped (a third of the
+            # constrained sampling's CPU time).
+            def step(x: Any, state: Any) -> tuple[Any, Any]:
+                return self._packed_step_graph(x, state, few=few)
+
+            self._packed[few] = tf.function(step, input_signature=self._packed_spec).get_concrete_function()
         return self._packed[few]
 
     def _force_graph(self, inputs: Any, state: Any) -> tuple[Any, Any]:
