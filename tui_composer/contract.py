@@ -361,6 +361,10 @@ class SampleRequest:
       `Encoder.encode_primer`; it opens every sample, and the constraint's state is advanced over it.
     - `constraint`: masks every token drawn after the primer (ignored for frames).
     - `extra`: options of one model's own (the host sets none).
+    - `on_finished(i, sample)`: called by the core decoder (`tui_composer.decoding`) as token sample i
+      ends, while the others are still sampled, so a caller can write it meanwhile (the TUI's sampling
+      worker does); it may raise to stop the sampling. A model with its own loop need not call it: the
+      returned list is always the whole result.
     """
 
     n: int = 10
@@ -371,6 +375,7 @@ class SampleRequest:
     primer: np.ndarray | None = None  # ids (without bos: the model adds it) or frames to continue
     constraint: TokenConstraint | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    on_finished: Callable[[int, np.ndarray], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,8 @@ def _decode_tokens(
         ended = chosen == eos if eos is not None else np.zeros(len(active), bool)
         for row, i in enumerate(active.tolist()):
             if ended[row]:
+                if request.on_finished is not None:  # written by the caller while the others go on
+                    request.on_finished(i, np.asarray(tunes[i], np.int32))
                 continue
             token = int(chosen[row])
             tunes[i].append(token)

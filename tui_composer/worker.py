@@ -68,8 +68,9 @@ def convert_workers() -> int:
     return max(1, min(4, cores))
 
 
-class JobCancelled(Exception):
-    """The client asked to stop this job."""
+class JobCancelled(BaseException):
+    """The client asked to stop this job. Raised from the decoder's `on_finished` inside a model's `sample`:
+    a BaseException, like KeyboardInterrupt, so no plugin guard turns it into the plugin's error."""
 
 
 # --- what runs in the pool processes ---------------------------------------------------------------------
@@ -173,6 +174,9 @@ class Worker:
         self._replies = replies
         self._send_lock = threading.Lock()
         self._cancelled: set[int] = set()
+        self._running = 0  # the job being done; others wait in the queue
+        self._answered: set[int] = set()  # queued jobs cancelled (and answered) before they started
+        self._jobs_lock = threading.Lock()
         self._models: OrderedDict[tuple[str, str, int], _Loaded] = OrderedDict()
         self._indexes: OrderedDict[str, str] = OrderedDict()  # corpus -> its index file
         self._verdicts: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
@@ -189,7 +193,13 @@ class Worker:
         self.send(job, "progress", phase=phase, done=done, total=total, message=message)
 
     def cancel(self, job: int) -> None:
-        self._cancelled.add(job)
+        """Stop `job` at its next step; a job still waiting in the queue is answered at once, never run."""
+        with self._jobs_lock:
+            if job != self._running:
+                self._answered.add(job)
+                self.send(job, "done", cancelled=True, seconds=0.0, unchecked=[])
+                return
+            self._cancelled.add(job)
 
     def _check_cancel(self, job: int) -> None:
         if job in self._cancelled:
@@ -233,8 +243,12 @@ class Worker:
         job = int(request.get("id", 0))
         kind = request.get("kind")
         started = time.monotonic()
+        with self._jobs_lock:
+            if job in self._answered:
+                self._answered.discard(job)
+                return
+            self._running = job
         try:
-            self._check_cancel(job)
             if kind == "generate":
                 unchecked = self.generate(job, str(request["run"]), request.get("options") or {}, request.get("check"))
             elif kind == "check":
@@ -255,7 +269,9 @@ class Worker:
             seconds = round(time.monotonic() - started, 3)
             self.send(job, "done", cancelled=cancelled, seconds=seconds, unchecked=unchecked)
         finally:
-            self._cancelled.discard(job)
+            with self._jobs_lock:
+                self._cancelled.discard(job)
+                self._running = 0
 
     def _run(self, name: str) -> Run:
         return self.studio.runs.get(name)  # WorkspaceError names the run
@@ -290,6 +306,7 @@ class Worker:
         if path is None or not Path(path).is_file():
 
             def indexing(done: int, total: int) -> None:
+                self._check_cancel(job)  # the first index of a corpus takes minutes: it stops here
                 if done == total or done % 25 == 0:
                     self.progress(job, "indexing", done, total, f"indexing the training tunes of {corpus}")
 
@@ -308,7 +325,8 @@ class Worker:
         self.index_path(job, run)
 
     def generate(self, job: int, run_name: str, given: dict[str, Any], check: Any) -> list[int]:
-        """Sample, then write and check each sample as a pool process finishes it. When the corpus has no
+        """Sample, and write and check each sample in the pool as soon as it ends (the core decoder says so
+        through `SampleRequest.on_finished`), each reply as its sample is done. When the corpus has no
         novelty index yet, the samples are written first and checked once it is built."""
         from tui_composer.contract import SampleRequest
         from tui_composer.sampling import check_options, encode_primer, next_number, sampling_constraint
@@ -320,6 +338,16 @@ class Worker:
         loaded = self.model(job, run)
         self._check_cancel(job)
         primer = encode_primer(loaded.encoder, loaded.data, options.primer) if options.primer else None
+        folder = samples_folder(self.studio.workspace, run)
+        folder.mkdir(parents=True, exist_ok=True)
+        index = self._ready_index(run) if check else None
+        check_now = bool(check) and (index is not None or not run.settings().get("corpus"))
+        writer = _SampleWriter(self, job, run.name, folder, next_number(folder), index, check_now, options.n)
+
+        def finished(i: int, array: Any) -> None:
+            self._check_cancel(job)  # stops the sampling itself, at the next sample that ends
+            writer.submit(i, array)
+
         request = SampleRequest(
             n=options.n,
             max_length=options.max_length,
@@ -328,38 +356,21 @@ class Worker:
             seed=options.seed,
             primer=primer,
             constraint=sampling_constraint(loaded.encoder, options),
+            on_finished=finished,
         )
         self.progress(job, "sampling", 0, options.n, f"sampling {options.n} from {run.name}")
-        arrays = loaded.model.sample(request)
+        for i, array in enumerate(loaded.model.sample(request)):
+            writer.submit(i, array)  # those the model's own loop did not hand over as they ended
         self._check_cancel(job)
-        folder = samples_folder(self.studio.workspace, run)
-        folder.mkdir(parents=True, exist_ok=True)
-        first = next_number(folder)
-        index = self._ready_index(run) if check else None
-        check_now = bool(check) and (index is not None or not run.settings().get("corpus"))
-        futures = {
-            self._run_in_pool(write_and_check, run.name, array, str(folder), first + i, index, check_now): first + i
-            for i, array in enumerate(arrays)
-        }
-        self.progress(job, "writing", 0, len(arrays), f"writing and checking {len(arrays)} samples")
-        written: list[tuple[int, str]] = []
-        for done, (future, number) in enumerate(self._as_completed(job, futures), start=1):
-            try:
-                sample, result = future.result()
-            except Exception as error:  # noqa: BLE001 - one sample's failure never stops the others
-                self.send(job, "check", number=number, check=None, verdict=f"not written: {_message(error)}")
-                continue
-            self.send(job, "sample", sample=sample)
-            if check_now:
-                verdict = verdict_line(result, sample["error"] or "")
-                self.send(job, "check", number=number, check=result, verdict=verdict)
-            elif check and sample["abc_path"] and sample["abc"]:
-                written.append((number, sample["abc_path"]))
-            elif check:  # kept as text only: nothing to check, and the reason is the verdict
-                self.send(job, "check", number=number, check=None, verdict=verdict_line(None, sample["error"] or ""))
-            self.progress(job, "writing", done, len(arrays), f"{done} of {len(arrays)} samples written")
+        for _ in self._as_completed(job, writer.futures):
+            pass  # each one replies as it ends (writer.done)
+        writer.wait_for_replies()
         if check and not check_now:
-            return self._check_paths(job, run, written, self.index_path(job, run))
+            try:
+                index = self.index_path(job, run)
+            except JobCancelled:
+                return [number for number, _ in writer.written]
+            return self._check_paths(job, run, writer.written, index)
         return []
 
     def _ready_index(self, run: Run) -> str | None:
@@ -372,8 +383,12 @@ class Worker:
         if len(files) > MAX_CHECK_FILES:
             raise ValueError(f"{len(files)} files in one check request; at most {MAX_CHECK_FILES} (ask in parts)")
         run = self._run(run_name)
-        index = self.index_path(job, run)
-        return self._check_paths(job, run, [(int(f["number"]), str(f["path"])) for f in files], index)
+        items = [(int(f["number"]), str(f["path"])) for f in files]
+        try:
+            index = self.index_path(job, run)
+        except JobCancelled:  # while the corpus was indexed: none of them was checked
+            return [number for number, _ in items]
+        return self._check_paths(job, run, items, index)
 
     def _check_paths(self, job: int, run: Run, items: list[tuple[int, str]], index: str | None) -> list[int]:
         futures: dict[Future[Any], int] = {}
@@ -393,8 +408,10 @@ class Worker:
         total = len(futures)
         if total:
             self.progress(job, "checking", 0, total, f"checking {total} samples of {run.name}")
+        answered: set[int] = set()
         try:
             for done, (future, number) in enumerate(self._as_completed(job, futures), start=1):
+                answered.add(number)
                 try:
                     result = future.result()
                 except Exception as error:  # noqa: BLE001 - a file that can't be read is said, the rest go on
@@ -406,7 +423,7 @@ class Worker:
                 self.send(job, "check", number=number, check=result, verdict=verdict_line(result))
                 self.progress(job, "checking", done, total, f"{done} of {total} samples checked")
         except JobCancelled:  # the rest stay unchecked, and the client is told which
-            return sorted(n for f, n in futures.items() if not f.done() or f.cancelled())
+            return sorted(n for n in futures.values() if n not in answered)
         return []
 
     def _as_completed(self, job: int, futures: dict[Future[Any], int]) -> Iterator[tuple[Future[Any], int]]:
@@ -426,6 +443,74 @@ class Worker:
                 raise TimeoutError(f"writing and checking took over {CONVERT_TIMEOUT:g} s a sample; the pool restarted")
             if any(f.done() and _broken(f) for f in finished):
                 self._restart_pool()
+
+
+class _SampleWriter:
+    """The samples of one generation: each goes to the pool as it ends, and its replies are sent the moment
+    the pool has written (and checked) it, from the pool's result thread."""
+
+    def __init__(
+        self, worker: Worker, job: int, run: str, folder: Path, first: int, index: str | None, check: bool, n: int
+    ) -> None:
+        self.worker, self.job, self.run, self.folder = worker, job, run, folder
+        self.first, self.index, self.check, self.n = first, index, check, n
+        self.futures: dict[Future[Any], int] = {}
+        self.written: list[tuple[int, str]] = []  # written but not checked yet (no novelty index then)
+        self._submitted: set[int] = set()
+        self._done = 0
+        self._replied = threading.Condition()  # callbacks that have sent their replies
+        self._answered = 0
+        self._lock = threading.Lock()
+
+    def submit(self, i: int, array: Any) -> None:
+        if i in self._submitted:
+            return
+        self._submitted.add(i)
+        number = self.first + i
+        future = self.worker._run_in_pool(
+            write_and_check, self.run, array, str(self.folder), number, self.index, self.check
+        )
+        self.futures[future] = number
+        future.add_done_callback(lambda done: self.done(done, number))
+
+    def done(self, future: Future[Any], number: int) -> None:
+        try:
+            self._reply(future, number)
+        finally:
+            with self._replied:
+                self._answered += int(not future.cancelled())
+                self._replied.notify_all()
+
+    def wait_for_replies(self) -> None:
+        """Until every sample written has been replied for: the job's `done` must come after them."""
+        with self._replied:
+            self._replied.wait_for(lambda: self._answered >= self._finished, timeout=CONVERT_TIMEOUT)
+
+    @property
+    def _finished(self) -> int:
+        return sum(1 for f in self.futures if f.done() and not f.cancelled())
+
+    def _reply(self, future: Future[Any], number: int) -> None:
+        worker, job = self.worker, self.job
+        if future.cancelled():
+            return
+        with self._lock:
+            self._done += 1
+            count = self._done
+        try:
+            sample, result = future.result()
+        except Exception as error:  # noqa: BLE001 - one sample's failure never stops the others
+            worker.send(job, "check", number=number, check=None, verdict=f"not written: {_message(error)}")
+            return
+        worker.send(job, "sample", sample=sample)
+        if self.check:
+            worker.send(job, "check", number=number, check=result, verdict=verdict_line(result, sample["error"] or ""))
+        elif sample["abc_path"] and sample["abc"]:
+            with self._lock:
+                self.written.append((number, sample["abc_path"]))
+        else:  # kept as text only: nothing to check, and the reason is the verdict
+            worker.send(job, "check", number=number, check=None, verdict=verdict_line(None, sample["error"] or ""))
+        worker.progress(job, "writing", count, self.n, f"{count} of {self.n} samples written")
 
 
 def _broken(future: Future[Any]) -> bool:

@@ -187,11 +187,16 @@ class SamplerClient:
                 return  # it stopped in time
             self._process = None
         process.kill()  # a model in one long sampling call: the only way to stop it now
+        process.wait()
         listener({"id": job, "kind": "done", "cancelled": True, "seconds": 0.0, "unchecked": [], "restarted": True})
         with self._lock:  # jobs queued behind it died with it
             orphans, self._listeners = self._listeners, {}
+        message = (
+            f"the sampling process did not stop within {CANCEL_GRACE_SECONDS:g} s of a cancel and was restarted; "
+            "ask again"
+        )
         for other, waiting in orphans.items():
-            waiting({"id": other, "kind": "error", "message": self._died_message(process), "restarted": True})
+            waiting({"id": other, "kind": "error", "message": message, "restarted": True})
 
 
 _clients: dict[Path, SamplerClient] = {}

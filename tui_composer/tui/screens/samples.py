@@ -141,6 +141,7 @@ class SamplesScreen(ComposerScreen):
         self._generation: tuple[int, str] | None = None  # (job, run) of the generation running
         self._checks: tuple[int, str] | None = None  # (job, run) of the checks of listed samples
         self._prepared: set[str] = set()
+        self._preparing: tuple[int, str] | None = None  # (job, run) loading a model ahead of time
         self._run_names: list[str] | None = None  # the runs the Select offers
         self._written = 0  # samples of the running generation written so far
         self._first_new = True
@@ -243,7 +244,10 @@ class SamplesScreen(ComposerScreen):
             return
         if self._checks is not None:
             self.sampler.cancel(self._checks[0])  # the other run's rows are gone; they are checked when shown again
+        self._cancel_preparing(unless=run)
         self.run_shown = run
+        if self._generation is None:
+            self._status("")  # what was said was about the run shown before
         self.samples, self.verdicts, self._pending = [], {}, {}
         self._previewing = ""
         self.query_one("#samples", DataTable).clear()
@@ -321,7 +325,14 @@ class SamplesScreen(ComposerScreen):
         if run != self.run_shown or run in self._prepared or not self.is_current or self.sampler.busy():
             return
         self._prepared.add(run)
-        self.sampler.prepare(run, self._listener(run))
+        self._preparing = (self.sampler.prepare(run, self._listener(run)), run)
+
+    def _cancel_preparing(self, unless: str) -> None:
+        """A model (or the first novelty index of a corpus: minutes) loading for a run no longer wanted."""
+        if self._preparing is not None and self._preparing[1] != unless:
+            self.sampler.cancel(self._preparing[0])
+            self._prepared.discard(self._preparing[1])
+            self._preparing = None
 
     def _listener(self, run: str) -> Any:
         def listen(reply: dict[str, Any]) -> None:
@@ -362,6 +373,7 @@ class SamplesScreen(ComposerScreen):
             return
         if self._checks is not None:  # the generation goes first; those rows are checked after it
             self.sampler.cancel(self._checks[0])
+        self._cancel_preparing(unless=run)
         self._show_run(run)
         self._written = 0
         self._first_new = True
@@ -387,8 +399,10 @@ class SamplesScreen(ComposerScreen):
         reply, kind = message.reply, message.reply.get("kind")
         generation = self._generation is not None and message.job == self._generation[0]
         shown = message.run == self.run_shown
+        preparing = self._preparing is not None and message.job == self._preparing[0]
         if kind == "progress":
-            if generation or (self._checks is not None and message.job == self._checks[0]):
+            checks = self._checks is not None and message.job == self._checks[0]
+            if generation or checks or (preparing and shown and self._generation is None):
                 self._status(progress_line(reply))
         elif kind == "sample" and shown:
             self._add_sample(Sample.from_json(0, reply.get("sample") or {}), checking=generation)
@@ -450,8 +464,13 @@ class SamplesScreen(ComposerScreen):
                 self._status(f"Checking failed: {error}")
             elif not cancelled and self._generation is None:
                 self._status(f"{len(self.samples)} samples of {message.run}")
-        elif error:  # a prepare: the generation will say it again, with the form's options
-            self._status(f"Loading {message.run} failed: {error}")
+        elif self._preparing is not None and message.job == self._preparing[0]:
+            self._preparing = None
+            if message.run == self.run_shown and self._generation is None:
+                if error:
+                    self._status(f"Loading {message.run} failed: {error}")
+                elif str(self.query_one("#sample-status", Static).content).startswith(("Loading", "Indexing")):
+                    self._status(f"{message.run} is ready: ctrl+g generates")
 
     @on(DataTable.RowHighlighted, "#samples")
     def _sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -579,7 +598,7 @@ def progress_line(reply: dict[str, Any]) -> str:
     text = str(reply.get("message") or reply.get("phase") or "working")
     if reply.get("phase") == "indexing" and reply.get("total"):
         text += f" {reply.get('done', 0)}/{reply['total']}"
-    return text + "…"
+    return text[:1].upper() + text[1:] + "…"
 
 
 def generation_summary(run: str, written: int, reply: dict[str, Any], error: str, shown: bool) -> str:
