@@ -6,22 +6,29 @@ completed from there, so a sampler that masks the disallowed characters always e
 music21 parses, that writes MIDI, and whose bars agree with the meter.
 
 The language the masks offer is the normalised ABC of the training corpora (see `plugins/abc/encoder.py`),
-restricted to what music21 10.5's ABC reader interprets the way the ABC standard means it:
+restricted to what music21 10.5's ABC reader interprets the way the ABC standard means it, and to the
+forms that music21, `abc2midi` and abcjs (the parser behind web players) read alike (issue 14):
 
 - Header: `X:` first; then `T:`, `R:`, `Q:`, `M:`, `L:` lines; `K:` last, after `M:`. `M:` and `L:`
   take the values in `METERS` and `UNITS`, `K:` a tonic and an optional mode.
-- Body: notes (accidental, pitch, octave marks, length), rests `z`, chords `[CEG]2`, chord symbols and
-  annotations `"Am"` `"^text"`, `!name!` decorations, grace groups `{ag}`, decorations `. ~ u v T k`, a
-  fermata `H` before a bar line, the decoration `U` (music21 drops it), tuplets `(3` `(3:2`, ties `-`
-  (also after a staccato dot: `g.-f`), slurs `( )`, broken rhythm `> < >> <<`, bar lines
-  `| : || |] [| [|] |: :| :: :|| |1 |2 :|1 :|2 [1 [2`, line continuation `\\`, and `M:`/`L:`/`K:` lines
-  between bars.
+- Body: notes (accidental, pitch, octave marks, length), rests `z`, chords `[CEG]2`, chord symbols from
+  `CHORD_SYMBOLS` (root, `#`/`b`, a kind of `CHORD_KINDS`, `/bass`: `"Am7"`, `"G/B"`), `!name!` decorations
+  from `DECORATION_NAMES` (ABC 2.1's), both right before their note; grace groups `{ag}`, decorations
+  `. ~ u v T`, tuplets `(3` `(3:2`, ties `-`, slurs `( )`, broken rhythm `> < >> <<`, bar lines
+  `| || |] [| |: :| :: :|| |1 :|2 [1 [2`, line continuation `\\`, and `M:`/`L:`/`K:` lines between bars.
+  After a bar line comes neither a bracket nor another bar line (`:| [c'eg]`, never `:|[c'eg]`).
 - Every bar lasts exactly what the meter says, except the first (a pickup), the last, and bars that
   begin or end at a section boundary (any bar line but `|`: repeats, endings, double bars) which may be
   shorter. No bar is ever longer. Durations follow music21's reading: tuplet ratios by meter, broken
   rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
 - Opened things close: chords, grace groups, chord symbols, tuplets and ties. Slurs are only drawn, and
   music21 ignores a `)` with nothing open and a slur left open at the end: they need not match.
+- Repeats and endings as abc2midi reads them: no `|:` inside an open repeat, a first ending `|1` `[1`
+  outside one, a second `:|2` `[2` only right after it, and the tune ends with no repeat left open, in no
+  empty ending and in no first ending.
+- The end of the tune is offered wherever it may come, never forced: a short bar closes only at a section
+  boundary (`||`, `|]`, `:|`...), because after `|` it would have to be the last, and a model that wrote
+  one by mistake (12.5% of `oneills-default`'s samples before) had its tune ended there.
 
 That is the language the masks offer a sampler. `check_text` reads a training tune with a wider one (the
 READING flag in its states, never set in a sampler's): what music21 reads without failing but a sampler
@@ -37,6 +44,8 @@ should not write, so that every training tune music21 plays with its bars on the
   staccato dot (ignored there), `>>>` and `<<<`; `(3(3`; a slur then a space; a tie after a rest or a
   grace group, inside a chord; a rest in a chord; grace notes before a bar line.
 - Any chord symbol text and `!...!` up to music21's 20 characters (an unclosed `!` is skipped alone);
+  the decorations `k`, `U` and `H`, the dotted bar line `:` and `[|]`, a tie after a staccato dot
+  (`g.-f`), a chord or an ending right after a bar line, a short last bar closed by `|`;
   `K:` values as music21 reads them (`K:Bn`, `K:Dmix=c`); any `M:p/q`, `M:none` (bars unmeasured),
   `L:1/1` to `L:1/32`, lengths up to 64 units; titles in any bytes.
 - Bars without notes after a short last bar (music21 skips them when measuring).
@@ -54,6 +63,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -177,29 +187,30 @@ def _keys() -> set[str]:
 KEYS = frozenset(_keys())
 TEMPI = frozenset(f"{beat}{bpm}" for beat in ("", "1/4=", "1/8=", "3/8=", "1/2=") for bpm in range(40, 241))
 
-# Chord names for chord symbols; other symbols are annotations (see _annotation_char).
-_CHORD_QUALITIES = ("", "m", "7", "m7", "maj7", "dim", "dim7", "aug", "6", "m6", "9", "sus4", "sus2")
-CHORD_NAMES = frozenset(
-    root + accidental + quality for root in "ABCDEFG" for accidental in ("", "#", "b") for quality in _CHORD_QUALITIES
-)
-# Annotation words that start like a chord name; music21 reads each safely (checked by the tests).
-ANNOTATION_WORDS = frozenset(
-    {"D.C.", "D.S.", "Fine", "fine", "End", "end", "Coda", "Chorus.", "f", "ff", "fff", "fz", "dim.", "cresc.",
-     "DC", "DS", "dance", "break", "DANCE", "BREAK", "Chorus", "D.C", "cresc", "dim", "fine.", "End.",
-     "Cronan.", "A MINOR"}
+# Chord symbols a sampler is offered: root, accidental, kind, bass. The kinds are those of the grammar
+# root [#b] (m|min|maj|dim|aug|sus|+|o) (6|7|9|11|13) /bass that music21, abc2midi and abcjs all read as
+# the same chord (checked by the tests): abc2midi knows no `min`, `maj`, `o`, `13`; abcjs plays `11`
+# without its third and `dim9` as a major triad. Training tunes may hold any text (READING).
+CHORD_KINDS = ("", "m", "6", "7", "9", "m6", "m7", "m9", "maj7", "dim", "dim7", "aug", "aug7", "sus", "+")
+_CHORD_ROOTS = tuple(root + accidental for root in "ABCDEFG" for accidental in ("", "#", "b"))
+_CHORD_BASSES = ("", *(f"/{root}" for root in _CHORD_ROOTS))
+CHORD_SYMBOLS = frozenset(root + kind + bass for root in _CHORD_ROOTS for kind in CHORD_KINDS for bass in _CHORD_BASSES)
+# `!name!` decorations a sampler is offered: ABC 2.1's list, less what abc2midi ignores with a warning
+# (`!roll!`, `!upbow!`, `!segno!`...), what abcjs doesn't know (`!dacapo!`) and the spanners music21
+# reads as marks of their own (`!crescendo(!`).
+DECORATION_NAMES = frozenset(
+    {"trill", "mordent", "turn", "arpeggio", "accent", "fermata", "wedge", "breath", "ppp", "pp", "p", "mp", "mf",
+     "f", "ff", "fff", "sfz"}
 )  # fmt: skip
-MAX_SYMBOL = 40  # characters in one chord symbol or annotation
-MAX_EXCLAMATION = 15  # characters in a !decoration! (music21 looks 20 ahead for the closing one)
+
 MAX_TEXT = 100  # characters in a title or rhythm field
 
-# (`H`, a fermata in the standard, makes music21 drop the note: left out.)
-DECORATIONS = ".~uvTk"
+# One-character decorations offered, from ABC 2.1's `.~HLMOPSTuv`: `H` makes music21 drop its note (and
+# abc2midi refuses it before a bar line), and music21 drops `L M O P S` where they stand alone.
+DECORATIONS = ".~uvT"
 # After a broken-rhythm mark only what music21 folds into the next note's token may come, or the mark
 # is ignored: chord symbols, these decorations, accidentals, the note itself.
 QUIET_DECORATIONS = "~T"
-# Letters music21 drops when they stand alone (not before a digit, `,`, `/` or `'`): `U` (a user-defined
-# decoration in the standard). A chord symbol before one would make music21 read it as a note.
-DROPPED_LETTERS = "U"
 NOTE_DECORATIONS = "~T"
 ACCIDENTALS = ("^", "^^", "_", "__", "=")
 PITCHES = frozenset("ABCDEFGabcdefg")
@@ -242,6 +253,12 @@ BAR_LINES: dict[str, str] = {
     "[2": "[2",
 }
 BAR_PREFIXES = frozenset(text[:end] for text in BAR_LINES for end in range(1, len(text) + 1))
+# What a sampler is offered: abcjs doesn't know the dotted bar line `:` (`c:d4`), abc2midi reads `[|]` as
+# a chord; a first ending starts `|1` or `[1`, never `:|1`.
+OFFERED_BAR_LINES = {line: closing for line, closing in BAR_LINES.items() if line not in (":", "[|]", ":|1")}
+OFFERED_BAR_PREFIXES = frozenset(text[:end] for text in OFFERED_BAR_LINES for end in range(1, len(text) + 1))
+FIRST_ENDINGS = frozenset({"|1", ":|1", "[1"})
+SECOND_ENDINGS = frozenset({"|2", ":|2", "[2"})
 
 # Tuplets: p -> (q in simple time, q in compound time), music21's table.
 TUPLETS = {2: (3, 3), 3: (2, 2), 4: (3, 3), 5: (2, 3), 6: (2, 2), 7: (2, 3), 8: (3, 3), 9: (2, 3)}
@@ -313,9 +330,13 @@ SYMBOL_WAITING = 128  # a chord symbol waits for its note: a lone `H` would join
 READING = 256  # a training tune read by `check_text`: music21's tolerances apply (never set in a sampler's states)
 GHOST = 512  # reading: the next note carries a chord symbol starting with `>`, and music21 drops that note
 UNMETERED = 1024  # reading: `M:none`, music21 measures no bar
+REPEAT_OPEN = 2048  # sampling: a `|:` waits for its `:|` (abc2midi: "Missing :| at end of tune")
+ENDING_EMPTY = 4096  # sampling: an ending (`|1`, `[2`...) was opened and holds no note yet
+IN_FIRST = 8192  # sampling: in a first ending, which a `:|` closes (abc2midi: "found [1 or like before |:")
+SECOND_DUE = 16384  # sampling: a `:|` just closed a first ending, so `[2` may follow
 
 # prefix items (B_PREFIX aux bits)
-P_SLUR, P_SYMBOL, P_DECORATION, P_GRACE, P_TUPLET, P_SPACE, P_HEAD = 1, 2, 4, 8, 16, 32, 64
+P_SLUR, P_SYMBOL, P_DECORATION, P_GRACE, P_TUPLET, P_SPACE, P_HEAD, P_EXCLAIM = 1, 2, 4, 8, 16, 32, 64, 128
 
 
 class Core(NamedTuple):
@@ -335,6 +356,8 @@ class Core(NamedTuple):
     slurs: int
     last: int  # ticks of the note just ended, 0 where broken rhythm can't follow
     broken: int  # index into BROKEN_RIGHT: the factor for the next note
+    pitch: str = ""  # sampling: the written pitch of the note being read or just ended (`^f'`)
+    tied: str = ""  # sampling: the written pitch a tie waits for (abc2midi ties only a note to itself)
 
 
 START = Core(H_LINE, None, "", 0, 0, False, 0, PICKUP, 0, 1, 1, 0, 0, 0)
@@ -352,32 +375,24 @@ def scaled(ticks: int, *fractions: tuple[int, int]) -> int | None:
     return numerator // denominator
 
 
-def _annotation_start(char: str) -> bool:
-    """Chord symbols that music21 can't read as chords are kept as text, unless they start like one."""
-    return char not in 'ABCDEFGabcdefg>() ,"%\n' and char.isprintable()
-
-
-def _symbol_char(char: str) -> bool:
-    return char not in ',"%\n' and char.isprintable()
-
-
-def _symbol_complete(text: str) -> bool:
-    text = text.strip(" ").replace("(", "").replace(")", "")  # as music21 cleans it
-    if not text:
-        return False
-    return text in CHORD_NAMES or text in ANNOTATION_WORDS or _annotation_start(text[0])
-
-
-_SYMBOL_PREFIXES = frozenset(name[:end] for name in CHORD_NAMES | ANNOTATION_WORDS for end in range(1, len(name) + 1))
-
-
-def _symbol_prefix(text: str) -> bool:
-    text = text.lstrip(" ").replace("(", "").replace(")", "")  # as music21 cleans it
-    return not text or text in _SYMBOL_PREFIXES or _annotation_start(text[0])
-
-
 def _prefixes(values: Iterable[str]) -> frozenset[str]:
     return frozenset(value[:end] for value in values for end in range(len(value) + 1))
+
+
+_CHORD_SYMBOL_PREFIXES = _prefixes(CHORD_SYMBOLS)
+_DECORATION_PREFIXES = _prefixes(DECORATION_NAMES)
+
+
+_OFFERED_TEXT = {"symbol": CHORD_SYMBOLS, "decoration": DECORATION_NAMES}
+
+
+@lru_cache(maxsize=100_000)
+def _next_on_shortest(kind: str, text: str, alphabet: frozenset[str]) -> str:
+    """The next character of the shortest chord symbol or decoration name (`kind`) that starts with `text`
+    and can be written with the characters of `alphabet` ('' if there is none)."""
+    rests = [v[len(text) :] for v in _OFFERED_TEXT[kind] if len(v) > len(text) and v.startswith(text)]
+    options = [rest for rest in rests if alphabet.issuperset(rest)]
+    return min(options, key=lambda rest: (len(rest), rest))[0] if options else ""
 
 
 _VALUE_PREFIXES = {
@@ -421,6 +436,9 @@ def _key_read(text: str, complete: bool) -> bool:
     if len(text) > MAX_TEXT or not all(_text_char(c, False) for c in text):
         return False
     mode = text[len(tonic) :].strip().lower()
+    can_become = [shift for name, shift in _MODES.items() if name.startswith(mode)]
+    if not complete and any(abs(_TONICS[tonic] + shift) <= 7 for shift in can_become):
+        return True  # `K:Dbm` can still become `K:Dbmix` (Db minor has too many flats, Db mixolydian not)
     offset = next((shift for prefix, shift in _MUSIC21_MODES if mode.startswith(prefix)), 0)
     return abs(_TONICS[tonic] + offset) <= 7
 
@@ -495,7 +513,7 @@ class Rules:
     """The transition function over characters: `step(core, char)` is the next Core or None."""
 
     def step(self, core: Core, char: str) -> Core | None:
-        return _STEPS[core.mode](core, char)
+        return step(core, char)
 
 
 # The step functions, one per mode. Each returns the next Core, or None when `char` can't come next
@@ -602,6 +620,11 @@ def _length_char_ok(core: Core, prefix: str, *more: tuple[int, int]) -> bool:
     lengths = _lengths(core)
     if core.flags & GHOST:
         return prefix in lengths.prefix_min
+    if core.broken and not core.flags & READING:  # as long as the note before the mark
+        return any(
+            scaled(core.unit, length, *more) == core.last and _fits(core, _note_ticks(core, length, *more))
+            for length in lengths.completions.get(prefix, ())
+        )
     if core.tuplet_left:
         broken = BROKEN_RIGHT[core.broken]
         return any(
@@ -631,10 +654,17 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
     ticks = 0 if ghost else _note_ticks(core, length, *more)
     if not _fits(core, ticks):
         return None
+    sampling = not core.flags & READING
+    if sampling and core.broken and scaled(core.unit, length, *more) != core.last:
+        return None  # abc2midi: "Cannot apply broken rhythm. Notes not equal durations"
+    pitch = ""
+    if sampling and kind in "nu" and core.mode == B_NOTE:
+        marks = "," if core.aux[0] == "u" else "'"
+        pitch = core.pitch + marks * core.aux[1]
     if core.tuplet_left and not ghost and not _plain(scaled(core.unit, length, *more, BROKEN_RIGHT[core.broken])):
         return None
     assert ticks is not None
-    flags = core.flags & ~(SYMBOL_WAITING | GHOST)
+    flags = core.flags & ~(SYMBOL_WAITING | GHOST | ENDING_EMPTY | SECOND_DUE)
     if kind != "r":
         flags = (flags | (0 if ghost else HAS_NOTE)) & ~TIE
     elif core.flags & READING:
@@ -655,6 +685,8 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
         tuplet_p=ratio[1],
         last=last,
         broken=0,
+        pitch=pitch,
+        tied="",
     )
 
 
@@ -665,17 +697,22 @@ def _start_element(core: Core, char: str) -> Core | None:
     if core.flags & READING and char in READING_TOKEN_STARTS:
         return _read_token(core, char)
     quiet = bool(core.broken)  # after > or <: nothing that music21 reads as a token of its own
+    tied = _tied_parts(core.tied) if core.tied else None  # (sampling) the note must be the tied one
     if char in PITCHES:
-        if not _room(core):
+        if not _room(core) or (tied and char != tied[1]):
             return None
         case = "u" if char.isupper() else "l"
-        return core._replace(mode=B_NOTE, aux=(case, 0, ""))
+        return core._replace(mode=B_NOTE, aux=(case, 0, ""), pitch="" if core.flags & READING else char)
     if char == "z":
         if (core.flags & TIE and not core.flags & READING) or not _room(core):
             return None
         return core._replace(mode=B_NOTE, aux=("z", 0, ""))
     if char in "^_=":
+        if tied and not tied[0].startswith(char):
+            return None
         return core._replace(mode=B_ACCIDENTAL, aux=char) if _room(core) else None
+    if char in "[{" and (tied or (core.broken and not core.flags & READING)):
+        return None  # a sampler ties a note to a note; abc2midi has no broken rhythm for chords
     if char == "[":
         # a chord, or between notes an ending `[1` `[2` or the bar line `[|`
         return core._replace(mode=B_BRACKET, aux="chord" if core.mode == B_PREFIX or core.broken else None)
@@ -697,7 +734,10 @@ def _start_element(core: Core, char: str) -> Core | None:
     if quiet:
         return None
     if char == "(":
-        return core._replace(mode=B_PAREN, aux=_prefix_items(core)) if _room(core) else None
+        opened = core._replace(mode=B_PAREN, aux=_prefix_items(core))
+        if not _room(core) or (core.slurs >= MAX_SLURS and not any(_paren(opened, p) for p in "23456789")):
+            return None  # no fourth slur, and no tuplet that fits: nothing could follow the `(`
+        return opened
     if char == "{":
         items = _prefix_items(core)
         # (reading, grace notes may end a bar: `Tg4 {^fg}|`; the note after them is checked for room)
@@ -717,16 +757,10 @@ def _prefix_state(core: Core) -> tuple[int, int]:
 
 
 def _idle(core: Core, char: str) -> Core | None:
-    prev = core.aux  # n: line start, s: space, b: after a bar line, t: after a tie, T: tie and `>`, U: `U`
-    if prev == "U":
-        # music21 drops a lone `U`, unless what follows joins it into a token (a length, an octave mark),
-        # or makes `U:` a field; a space or line end after it is left out to keep the states few
-        if char == EOS or char in DROPPED_LETTERS or char in "0123456789,/':\"!\n\\ H":
-            return None
-        return _idle(core._replace(aux="s"), char)
+    prev = core.aux  # n: line start, s: space, b: after a bar line, t: after a tie, T: tie and `>`
     if char == EOS:
         return _finish(core)
-    if char in "<>" and prev == "t":
+    if char in "<>" and prev == "t" and core.flags & READING:
         return core._replace(aux="T")  # `A->B`: music21 ignores a mark after a tie (O'Neill's writes it)
     if core.flags & READING:
         if char in READING_TOKEN_STARTS and not _starts_field(core, char):
@@ -739,17 +773,6 @@ def _idle(core: Core, char: str) -> Core | None:
             return _close_paren(core)
         if char in IGNORED_CHARS and prev in "bsn":
             return core._replace(aux="b")
-    if prev in "HX":
-        # a fermata on the bar line (`H|]`, also `Hx||`): music21 drops the lone `H`
-        if prev == "H" and char == "x":
-            return core._replace(aux="X")
-        if char not in "|:[" or core.tuplet_left:
-            return None
-        return _bar(core._replace(mode=B_BAR, aux=("", prev == "H")), char)
-    if char == "H" and prev in "bs" and not core.tuplet_left and not core.flags & (LAST_ONLY | SYMBOL_WAITING):
-        return core._replace(aux="H")
-    if char in DROPPED_LETTERS and prev in "bsn" and not core.flags & (LAST_ONLY | SYMBOL_WAITING):
-        return core._replace(aux="U")
     if char == '"':
         return _open_symbol(core)
     if char == "!":
@@ -782,8 +805,10 @@ def _starts_field(core: Core, char: str) -> bool:
 
 
 def _finish(core: Core) -> Core | None:
-    """The end of the tune: everything closed, at least one note, the last bar may be short."""
-    if core.tuplet_left or core.flags & TIE or core.broken or not core.flags & HAS_NOTE:
+    """The end of the tune: everything closed, at least one note, the last bar may be short (and, in what
+    a sampler is offered, no repeat left open, no ending left empty)."""
+    unfinished = TIE | REPEAT_OPEN | ENDING_EMPTY | IN_FIRST
+    if core.tuplet_left or core.flags & unfinished or core.broken or not core.flags & HAS_NOTE:
         return None
     return core._replace(mode=DONE, aux=None)
 
@@ -801,19 +826,25 @@ def _after(core: Core, char: str) -> Core | None:
     if char in "><":
         if kind in "pP" and core.flags & READING:
             return core._replace(aux="P")  # `(AB)>c`: music21 ignores a mark after `)`
-        if kind in "pP" or not core.last:
+        if kind in "pP" or not core.last or (kind == "c" and not core.flags & READING):
             return None
         return _open_broken(core, char, kind)
     if char == "-":
-        tied = kind in "nuc" or (kind == "r" and core.flags & READING)  # (`z4-z` in Essen tunes)
+        if not core.flags & READING:  # a sampler ties a note to the same note, never a chord
+            if kind not in "nu" or not core.pitch:
+                return None
+            return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE, last=0, tied=core.pitch)
+        tied = kind in "nuc" or kind == "r"  # (`z4-z` in Essen tunes)
         return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE, last=0) if tied else None
     if char == "." and kind in "nuc":
+        if not core.flags & READING:  # a sampler's dot is the next note's staccato (`g.-f` is never offered)
+            return _start_element(core._replace(mode=B_IDLE, aux="s", last=0), char)
         return core._replace(aux="D", last=0)  # a staccato dot, or `g.-f`: a tie after it
     if char == ")":
         return _close_paren(core)
     if core.flags & READING and char in READING_TOKEN_STARTS:
         return _read_token(core, char)
-    if char in " \n\\H":
+    if char in " \n\\":
         # reading, a broken-rhythm mark may still pair this note with the next across whitespace
         last = core.last if core.flags & READING else 0
         return _idle(core._replace(mode=B_IDLE, aux="b", last=last), char)
@@ -826,8 +857,8 @@ def _after(core: Core, char: str) -> Core | None:
 
 
 def _after_dot(core: Core, char: str) -> Core | None:
-    """After a note and `.`: a tie `-` ties that note (music21 keeps the dot for the next one), anything
-    else follows the dot as the staccato it is."""
+    """After a note and `.` in a training tune: a tie `-` ties that note (music21 keeps the dot for the next
+    one; abc2midi refuses it), anything else follows the dot as the staccato it is."""
     if char == "-":
         return core._replace(mode=B_IDLE, aux="t", flags=core.flags | TIE)
     if core.flags & READING and char in "<>)":
@@ -863,6 +894,9 @@ def _broken_ok(core: Core, symbol: str) -> bool:
         return False
     bar = core.bar - core.last + longer
     index = BROKEN_INDEX[symbol]
+    if not core.flags & READING:
+        shorter = scaled(core.last, BROKEN[symbol][1])
+        return shorter is not None and bar + shorter <= core.bar_len
     return bar <= core.bar_len and _room(core._replace(bar=bar), broken=index)
 
 
@@ -891,7 +925,9 @@ def _broken(core: Core, char: str) -> Core | None:
     left, _ = BROKEN[symbol]
     longer = scaled(core.last, left)
     assert longer is not None
-    applied = core._replace(mode=B_PREFIX, aux=(0, 0), bar=core.bar - core.last + longer, last=0)
+    # (a sampler keeps the left note's length: the right one must be as long, as abc2midi wants)
+    last = 0 if core.flags & READING else core.last
+    applied = core._replace(mode=B_PREFIX, aux=(0, 0), bar=core.bar - core.last + longer, last=last)
     applied = applied._replace(broken=BROKEN_INDEX[symbol])
     return _prefix(applied, char)
 
@@ -899,14 +935,18 @@ def _broken(core: Core, char: str) -> Core | None:
 def _bar(core: Core, char: str) -> Core | None:
     """A bar line being read: `char` continues it, or it ends and `char` is read after it."""
     text, after_upper = core.aux
+    reading = core.flags & READING
+    lines, prefixes = (BAR_LINES, BAR_PREFIXES) if reading else (OFFERED_BAR_LINES, OFFERED_BAR_PREFIXES)
     candidate = text + char
-    if candidate in BAR_PREFIXES and not (after_upper and candidate == "::"):
+    if candidate in prefixes and not (after_upper and candidate == "::"):
         # continue only if some bar line it can become may close this bar
-        if any(line.startswith(candidate) and _bar_close_ok(core, line, None) for line in BAR_LINES):
+        if any(line.startswith(candidate) and _bar_close_ok(core, line, None) for line in lines):
             return core._replace(aux=(candidate, after_upper))
         return None
-    if text not in BAR_LINES or (text == ":" and after_upper):
+    if text not in lines or (text == ":" and after_upper):
         return None  # `A:` before anything but `|` starts a field in music21
+    if not reading and char in "[|:":
+        return None  # parsers part ways on `:|[c'eg]` and `||:|`: a sampler writes a space between
     if not _bar_close_ok(core, text, char):
         return None
     return _idle(_close_bar(core, text), char)
@@ -914,13 +954,31 @@ def _bar(core: Core, char: str) -> Core | None:
 
 def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
     """Whether this bar line may close the bar: full, or short where short bars are allowed."""
+    sampling = not core.flags & READING
+    if sampling and not _structure_ok(core.flags, line):
+        return False
     if core.bar == 0 or core.bar == core.bar_len or core.flags & UNMETERED:
         return True
     if core.flags & (PICKUP | AFTER_BOUNDARY) or BAR_LINES[line] != "|":
         return True
-    # a short bar closed by `|` is fine only as the last bar of the tune (reading, LAST_ONLY sees to that
-    # past bars without notes, which music21 skips)
-    return next_char is None or next_char in (EOS, "\n") or bool(core.flags & READING)
+    # A short bar closed by `|` is fine only as the last bar of the tune (reading, LAST_ONLY sees to that
+    # past bars without notes, which music21 skips). A sampler is never offered one: a model that wrote
+    # it by mistake would be made to end its tune there (its short last bar ends `|]`, `||` or `:|`).
+    return not sampling
+
+
+def _structure_ok(flags: int, line: str) -> bool:
+    """What a sampler is offered of repeats and endings: no empty ending, no `|:` inside a repeat (abc2midi
+    reads it as `::`), a first ending only outside one, a second one only right after a first."""
+    if flags & ENDING_EMPTY or (line == "|:" and flags & REPEAT_OPEN):
+        return False
+    if line in FIRST_ENDINGS:
+        return not flags & IN_FIRST
+    if line == ":|2":
+        return bool(flags & IN_FIRST)
+    if line in SECOND_ENDINGS:
+        return bool(flags & SECOND_DUE)
+    return True
 
 
 def _close_bar(core: Core, line: str) -> Core:
@@ -934,6 +992,19 @@ def _close_bar(core: Core, line: str) -> Core:
         flags |= AFTER_BOUNDARY
     if short_last:
         flags |= LAST_ONLY
+    if not flags & READING:
+        if line in ("|:", "::"):
+            flags |= REPEAT_OPEN
+        elif line.startswith(":"):
+            flags &= ~REPEAT_OPEN
+        second_due = line.startswith(":") and flags & IN_FIRST and line not in SECOND_ENDINGS
+        flags &= ~(SECOND_DUE | IN_FIRST) if line.startswith(":") else ~SECOND_DUE
+        if line in FIRST_ENDINGS:
+            flags |= IN_FIRST
+        if second_due:
+            flags |= SECOND_DUE
+        if line in FIRST_ENDINGS | SECOND_ENDINGS:
+            flags |= ENDING_EMPTY
     return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags, last=0)
 
 
@@ -999,13 +1070,18 @@ def _prefix(core: Core, char: str) -> Core | None:
         return None
     if core.aux[0] & P_HEAD and core.flags & SYMBOL_WAITING and char not in PITCHES and char not in "z^_=":
         return None  # `"C"~(` would make music21 join the symbol and the `~` into a phantom note
+    if core.aux[0] & (P_SYMBOL | P_EXCLAIM) and char in "({" and not core.flags & READING:
+        return None  # a sampler's chord symbol or !decoration! goes on a note, not on a slur or grace notes
     return _start_element(core, char)
 
 
 def _open_symbol(core: Core) -> Core | None:
     """A chord symbol or annotation: music21 makes no token of it (it rides on the next note), so after
-    the closing quote the checker is exactly where it was before the opening one."""
+    the closing quote a training tune's checker is exactly where it was before the opening one. A sampler
+    is offered one chord symbol per note, before anything else written before it, where a note fits."""
     if core.flags & LAST_ONLY:
+        return None
+    if not core.flags & READING and (core.mode not in (B_IDLE, B_AFTER) or not _room(core)):
         return None
     return Core(B_SYMBOL, ("", _restorable(core)), *core[2:])
 
@@ -1013,25 +1089,21 @@ def _open_symbol(core: Core) -> Core | None:
 def _symbol(core: Core, char: str) -> Core | None:
     if core.flags & READING:
         return _symbol_read(core, char)
-    text, before = core.aux  # text: what was read, or ("annotation", length) once it can only be text
-    annotation = isinstance(text, tuple)
+    text, before = core.aux
     if char == '"':
-        if annotation or _symbol_complete(text):
-            return before._replace(flags=before.flags | SYMBOL_WAITING)
-        return None
-    length = text[1] if annotation else len(text)
-    if not _symbol_char(char) or length >= MAX_SYMBOL:
-        return None
-    if annotation:
-        return core._replace(aux=(("annotation", length + 1), before))
+        return _before_note(before, P_SYMBOL) if text in CHORD_SYMBOLS else None
     grown = text + char
-    if not _symbol_prefix(grown):
-        return None
-    cleaned = grown.lstrip(" ").replace("(", "").replace(")", "")
-    if cleaned and grown not in _SYMBOL_PREFIXES and _annotation_start(cleaned[0]):
-        # whatever follows, music21 reads it as text: remember only the length (far fewer states)
-        return core._replace(aux=(("annotation", len(grown)), before))
-    return core._replace(aux=(grown, before))
+    return core._replace(aux=(grown, before)) if grown in _CHORD_SYMBOL_PREFIXES else None
+
+
+def _before_note(before: Core, item: int) -> Core:
+    """A sampler's state after a chord symbol or `!decoration!`: its note must follow, so that every parser
+    puts it on the same note (abcjs would put `!trill!|` on the bar line, abc2midi `c!trill!-c` elsewhere)."""
+    if before.mode == B_AFTER:
+        before = before._replace(mode=B_IDLE, aux="s", last=0)
+    items, decorations = _prefix_state(before)
+    flags = before.flags | (SYMBOL_WAITING if item == P_SYMBOL else 0)
+    return before._replace(mode=B_PREFIX, aux=(items | item, decorations), flags=flags)
 
 
 def _symbol_read(core: Core, char: str) -> Core | None:
@@ -1050,9 +1122,14 @@ def _symbol_read(core: Core, char: str) -> Core | None:
 
 
 def _open_exclamation(core: Core) -> Core | None:
-    """A `!name!` decoration; music21 skips it, so like a chord symbol it leaves the state as it was."""
+    """A `!name!` decoration; music21 skips it, so like a chord symbol it leaves a training tune's state as
+    it was. A sampler is offered one per note, before its note, after its chord symbol if any."""
     if core.flags & LAST_ONLY:
         return None
+    if not core.flags & READING:
+        after_symbol = core.mode == B_PREFIX and core.aux == (P_SYMBOL, 0)
+        if not (core.mode in (B_IDLE, B_AFTER) or after_symbol) or not _room(core):
+            return None
     return Core(B_EXCLAIM, ("", _restorable(core)), *core[2:])
 
 
@@ -1070,10 +1147,9 @@ def _exclamation(core: Core, char: str) -> Core | None:
             replayed = None if replayed is None else step(replayed, again)
         return replayed
     if char == "!":
-        return before if text else None
-    if len(text) >= MAX_EXCLAMATION or not (char.isalnum() or char == "."):
-        return None  # no parentheses: `!crescendo(!` opens a spanner in music21
-    return core._replace(aux=(text + char, before))
+        return _before_note(before, P_EXCLAIM) if text in DECORATION_NAMES else None
+    grown = text + char
+    return core._replace(aux=(grown, before)) if grown in _DECORATION_PREFIXES else None
 
 
 def _restorable(core: Core) -> Core:
@@ -1114,10 +1190,14 @@ def _lex_note(note: tuple[str, int, str], char: str, lengths: Lengths) -> tuple[
 
 
 def _accidental(core: Core, char: str) -> Core | None:
+    tied = _tied_parts(core.tied) if core.tied else None
     if core.aux + char in ACCIDENTALS:
-        return core._replace(aux=core.aux + char)
+        return None if tied and not tied[0].startswith(core.aux + char) else core._replace(aux=core.aux + char)
     if char in PITCHES:
-        return core._replace(mode=B_NOTE, aux=("u" if char.isupper() else "l", 0, ""))
+        if tied and (core.aux, char) != tied[:2]:
+            return None
+        pitch = "" if core.flags & READING else core.aux + char
+        return core._replace(mode=B_NOTE, aux=("u" if char.isupper() else "l", 0, ""), pitch=pitch)
     return None
 
 
@@ -1125,11 +1205,14 @@ def _note(core: Core, char: str) -> Core | None:
     case, octaves, length = core.aux
     lengths = _lengths(core)
     lexed = _lex_note(core.aux, char, lengths)
+    octaves_due = _tied_parts(core.tied)[2] if core.tied else None  # a tied note's octave marks
     if lexed is not None:
         if lexed[2] != length and not _length_char_ok(core, lexed[2]):
             return None
+        if octaves_due is not None and (lexed[1] > octaves_due or (lexed[1] == octaves < octaves_due)):
+            return None
         return core._replace(aux=lexed)
-    if length not in lengths.values:
+    if length not in lengths.values or (octaves_due is not None and octaves != octaves_due):
         return None
     kind = "r" if case == "z" else ("u" if case == "u" and not octaves and not length else "n")
     ended = _end_note(core, kind, lengths.values[length])
@@ -1360,7 +1443,16 @@ _STEPS = {
 
 def step(core: Core, char: str) -> Core | None:
     """The state after `char` (EOS for the end of the tune), or None when `char` can't come next."""
-    return _STEPS[core.mode](core, char)
+    following = _STEPS[core.mode](core, char)
+    if following is not None and following.pitch and following.mode not in (B_NOTE, B_AFTER):
+        return following._replace(pitch="")  # a note's pitch matters only until a tie may follow it
+    return following
+
+
+def _tied_parts(pitch: str) -> tuple[str, str, int]:
+    """A written pitch's accidental, letter and octave marks: `^f'` is ("^", "f", 1)."""
+    accidental = pitch[: len(pitch) - len(pitch.lstrip("^_="))]
+    return accidental, pitch[len(accidental)], len(pitch) - len(accidental) - 1
 
 
 def check_text(text: str, *, sampling: bool = False) -> Rejection | None:
@@ -1394,7 +1486,7 @@ _CLOSING_NOTES = "cCBAGdefgFED"
 _CLOSING_LENGTHS = "2/14836"
 
 
-def _closing_candidates(core: Core, alphabet: Iterable[str]) -> Iterable[str]:
+def _closing_candidates(core: Core, alphabet: frozenset[str]) -> Iterable[str]:
     """Characters to try, in order, on the way to the shortest sensible end of the tune."""
     mode = core.mode
     if mode == H_LINE:
@@ -1405,10 +1497,11 @@ def _closing_candidates(core: Core, alphabet: Iterable[str]) -> Iterable[str]:
         field, text = core.aux
         rest = "" if field in FREE_TEXT else _shortest_completion(field, text, alphabet)
         return "\n" if not rest else rest[0]
-    if mode == B_SYMBOL:
-        return '"1'
-    if mode == B_EXCLAIM:
-        return "!a"
+    if mode in (B_SYMBOL, B_EXCLAIM):
+        text = core.aux[0]
+        if mode == B_SYMBOL:
+            return '"' if text in CHORD_SYMBOLS else _next_on_shortest("symbol", text, alphabet)
+        return "!" if text in DECORATION_NAMES else _next_on_shortest("decoration", text, alphabet)
     if mode == B_CONTINUE:
         return "\n"
     if mode == B_GRACE:
@@ -1417,7 +1510,9 @@ def _closing_candidates(core: Core, alphabet: Iterable[str]) -> Iterable[str]:
         return "]" + _CLOSING_NOTES + _CLOSING_LENGTHS
     if mode == B_BAR:
         return EOS + _CLOSING_NOTES + "|]: "
-    return EOS + ")" + _CLOSING_NOTES + _CLOSING_LENGTHS + "|"
+    # (an open repeat ends with `:|`; a `)` is tried last, as it can follow itself forever)
+    closing_repeat = ":" if core.flags & (REPEAT_OPEN | IN_FIRST) else ""
+    return EOS + closing_repeat + _CLOSING_NOTES + _CLOSING_LENGTHS + "|" + ")"
 
 
 _SHARED: dict[tuple[str, ...], AbcGrammar] = {}
@@ -1439,6 +1534,7 @@ class AbcGrammar(TokenConstraint):
         self._ids = {c: i for i, c in enumerate(self._chars) if c is not None}
         if self._eos is not None:
             self._ids[EOS] = self._eos
+        self._alphabet = frozenset(self._ids)
         self._tables: dict[Core, tuple[np.ndarray, tuple[Core | None, ...]]] = {}
         # Transitions worked out one token at a time, for cores without a full table yet; the key EOS
         # holds whether the tune may end there.
@@ -1512,7 +1608,7 @@ class AbcGrammar(TokenConstraint):
             nxt = self._follow(core, token)
             fits = nxt is not None
             remaining = None if self.max_length is None else self.max_length - 1 - count
-            if fits and remaining is not None and remaining <= WINDOW:
+            if nxt is not None and remaining is not None and remaining <= WINDOW:
                 fits = 1 + self.distance(nxt) <= remaining
         # A refusal may still be allowed (a mask with no choice left lets eos or everything through):
         # the whole mask decides.
@@ -1603,7 +1699,7 @@ class AbcGrammar(TokenConstraint):
         return self._distances.get(core, known)
 
     def _closing_step(self, core: Core) -> Core | None:
-        for char in _closing_candidates(core, self._ids):
+        for char in _closing_candidates(core, self._alphabet):
             if char == EOS or char in self._ids:
                 following = step(core, char)
                 if following is not None and char != EOS:
