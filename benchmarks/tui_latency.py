@@ -407,6 +407,9 @@ def main() -> None:
     parser.add_argument("--switches", type=int, default=6, help="rounds of F1..F5 (the first is reported apart)")
     parser.add_argument("--generations", type=int, default=5, help="warm generations after the first")
     parser.add_argument("--skip", nargs="*", default=[], choices=["paint", "training", "sampling"])
+    parser.add_argument(
+        "--novelty-cache", type=Path, help="a workspace's cache/novelty folder: its oneills index is not built again"
+    )
     args = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="tui-latency-"))
     try:
@@ -440,6 +443,8 @@ def main() -> None:
             print(found.trainer)
             print(f"TensorFlow mapped into the TUI process: {'yes' if found.tensorflow else 'no'}", flush=True)
         if "sampling" not in args.skip:
+            if args.novelty_cache is not None:
+                shutil.copytree(args.novelty_cache, workspace / "cache" / "novelty", dirs_exist_ok=True)
             for line in sampling(workspace, args.generations):
                 print(line, flush=True)
         print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -145,3 +145,21 @@ async def test_runs_shows_reading_progress_before_the_first_epoch(tui_studio: St
         assert "ryans-big  starting" in str(title.content)
         bar = app.screen.query_one("#run-progress", ProgressBar)
         assert abs((bar.progress or 0) - 192 / 2009) < 1e-6
+
+
+async def test_coming_back_to_samples_keeps_the_chosen_sample(tui_studio: Studio) -> None:
+    sampled_run(tui_studio, "jig-lstm", {1: KESH, 2: OCEAN, 3: UNTITLED})
+    app = ComposerApp(tui_studio)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        table = screen.query_one("#samples", DataTable)
+        await until(pilot, lambda: table.row_count == 3 and table.cursor_row == 2, what="the newest sample chosen")
+        table.focus()
+        await pilot.press("up")
+        await until(pilot, lambda: "Out On The Ocean" in str(screen.query_one("#sample-abc", Static).content))
+        await pilot.press("f3", "f4")  # Samples looks for new files again when it comes back
+        await pilot.pause(1.0)
+        assert app.screen is screen and table.cursor_row == 1 and table.row_count == 3
+        assert "Out On The Ocean" in str(screen.query_one("#sample-abc", Static).content)
+        await until(pilot, lambda: checked(table), 90, "the checks")

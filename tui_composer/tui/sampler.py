@@ -5,7 +5,8 @@ in a thread, so the TUI process never imports TensorFlow. Each job's replies go 
 with its request (called from the reader thread: post a Textual message from it, which is thread-safe).
 A worker that dies is started again, and every job it had gets an `error` reply that says so; a cancel
 that the worker does not act on within CANCEL_GRACE_SECONDS (its model may be in the middle of one long
-sampling call) stops the process, and the next request starts a fresh one.
+sampling call) stops the process when the user asked (`cancel(stop_worker=True)`), and the next request
+starts a fresh one.
 """
 
 from __future__ import annotations
@@ -67,13 +68,17 @@ class SamplerClient:
         """Load the run's model and novelty index ahead of the first generation."""
         return self._request({"kind": "prepare", "run": run}, listener)
 
-    def cancel(self, job: int) -> None:
-        """Ask the worker to stop `job`; a worker that doesn't within the grace time is stopped itself."""
+    def cancel(self, job: int, stop_worker: bool = False) -> None:
+        """Ask the worker to stop `job` at its next step. With `stop_worker` (the user cancelled a generation
+        and waits for it), a worker that hasn't stopped it within the grace time is stopped itself; a model
+        being loaded or a corpus being indexed may else finish first (the next request still waits less)."""
         with self._lock:
             if job not in self._listeners or self._process is None:
                 return
             process = self._process
             self._write(process, {"kind": "cancel", "target": job})
+        if not stop_worker:
+            return
         timer = threading.Timer(CANCEL_GRACE_SECONDS, self._stop_if_still_running, (job, process))
         timer.daemon = True
         timer.start()

@@ -276,7 +276,8 @@ class SamplesScreen(ComposerScreen):
         self.samples = sorted([*self.samples, *listed], key=lambda s: s.index)
         for sample in listed:
             self.verdicts[sample.index] = sample.error or CHECKING
-        self._rebuild_table()
+        if listed:
+            self._rebuild_table()
         if len(message.samples) < message.total:
             self._status(f"Showing the newest {len(message.samples)} of {message.total} samples in {message.folder}")
         if self.samples and self._previewing == "":
@@ -292,10 +293,14 @@ class SamplesScreen(ComposerScreen):
             self._show(sample)
 
     def _rebuild_table(self) -> None:
+        """Every row again, in number order; the cursor stays on the sample it was on."""
         table = self.query_one("#samples", DataTable)
+        on = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
         for sample in self.samples:
             table.add_row(sample.name, sample.title, self.verdicts.get(sample.index, ""), key=str(sample.index))
+        if on is not None and on in table.rows:
+            table.move_cursor(row=table.get_row_index(on))
 
     def _check_listed(self, samples: list[Sample]) -> None:
         """Check the listed samples (the worker remembers the files it checked: a second look is instant)."""
@@ -392,7 +397,7 @@ class SamplesScreen(ComposerScreen):
         if job is None:
             self.notify("Nothing to cancel: no generation is running", severity="warning")
             return
-        self.sampler.cancel(job[0])
+        self.sampler.cancel(job[0], stop_worker=job is self._generation)
         self._status("Cancelling…")
 
     def on_sampler_replied(self, message: SamplerReplied) -> None:
@@ -607,7 +612,8 @@ def generation_summary(run: str, written: int, reply: dict[str, Any], error: str
     if reply.get("cancelled"):
         return f"Cancelled: {written} sample{'s' if written != 1 else ''} of {run} written before it stopped"
     where = "" if shown else f" (choose {run} to see them)"
-    return f"{written} samples from {run} in {float(reply.get('seconds') or 0):.1f} s{where}"
+    seconds = float(reply.get("seconds") or 0)
+    return f"{written} sample{'s' if written != 1 else ''} from {run} in {seconds:.1f} s{where}"
 
 
 MIME_TYPES = {".abc": "text/vnd.abc", ".mid": "audio/midi", ".wav": "audio/wav", ".txt": "text/plain"}
