@@ -42,6 +42,10 @@ from tui_composer.workspace import read_json, write_atomic, write_json
 if TYPE_CHECKING:
     import mido
 
+# librosa's pYIN runs numba code compiled on first use. Compiled for this CPU's own model, llvmlite 0.50
+# segfaults on some hosts (a fresh install here crashed where a warm cache hid it); generic code is safe.
+os.environ.setdefault("NUMBA_CPU_NAME", "generic")
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MAX_AUDIO_SECONDS = 600.0  # per file: a longer recording is transcribed up to here
 MIN_AUDIO_SECONDS = 0.5
