@@ -4,6 +4,7 @@ once a second) and in `tui-composer train`'s plain output (for logs)."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,14 @@ def test_plain_output_says_reading_n_of_m_pieces(capsys: pytest.CaptureFixture[s
         "reading 2009/2009 pieces",
         "encoding 1607/1607 pieces",
     ]
+
+
+def test_a_stop_while_the_corpus_is_read_ends_the_reading(studio: Studio, tmp_path: Path) -> None:
+    """Ctrl-C (or the TUI's stop) during the minutes of a first reading used to wait for the reading to end."""
+    run = prepare_run(studio, tiny_request(tiny_corpus(studio, tmp_path), epochs=1, name="stopped"))
+    stop = threading.Event()
+    tracker = _PieceTracker(StatusWriter(run), lambda progress: None, stop)
+    tracker.update("reading", 1, 2009)
+    stop.set()
+    with pytest.raises(KeyboardInterrupt):  # train_run marks the run stopped, and the CLI says how to resume
+        tracker.update("reading", 2, 2009)

@@ -86,20 +86,24 @@ def read_corpus(
         spec.create(params)  # an encoder that can't be made fails here, once, naming its plugin
         read_one = partial(_read_piece, spec.factory, params)
         fresh: Entries = {}
-        for piece, outcome in zip(wanted, map_bounded(read_one, wanted, timeout=READ_TIMEOUT), strict=True):
-            if isinstance(outcome.value, _Raised):
-                failure = PluginError(spec, f"read of piece {piece.key}", outcome.value.error, outcome.value.trace)
-                failures.append(failure)
-                uncached[piece.key] = str(failure)
-            elif isinstance(outcome.value, _Refused):
-                fresh[(piece.key, digests[piece.key])] = Outcome(error=outcome.value.reason)
-            elif outcome.ok:
-                fresh[(piece.key, digests[piece.key])] = outcome
-            else:  # a timeout or a worker that died: nothing certain about the piece
-                uncached[piece.key] = outcome.error or "failed"
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        outcomes = map_bounded(read_one, wanted, timeout=READ_TIMEOUT)
+        try:
+            for piece, outcome in zip(wanted, outcomes, strict=True):
+                if isinstance(outcome.value, _Raised):
+                    failure = PluginError(spec, f"read of piece {piece.key}", outcome.value.error, outcome.value.trace)
+                    failures.append(failure)
+                    uncached[piece.key] = str(failure)
+                elif isinstance(outcome.value, _Refused):
+                    fresh[(piece.key, digests[piece.key])] = Outcome(error=outcome.value.reason)
+                elif outcome.ok:
+                    fresh[(piece.key, digests[piece.key])] = outcome
+                else:  # a timeout or a worker that died: nothing certain about the piece
+                    uncached[piece.key] = outcome.error or "failed"
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        finally:  # also when the caller stops the reading: the pieces still waiting are dropped
+            outcomes.close()
         cached = {**cached, **fresh}
         _save(folder, spec, params, corpus.name, [(p.key, digests[p.key]) for p in pieces], cached)
     readings: dict[str, Any] = {}

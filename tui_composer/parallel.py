@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -123,7 +123,7 @@ def map_bounded(
     timeout: float = 30.0,
     workers: int | None = None,
     chunk_size: int = 16,
-) -> Iterator[Outcome[R]]:
+) -> Generator[Outcome[R], None, None]:
     """Outcomes in the order of `items`. `function` must be picklable (a module-level function)."""
     workers = workers or worker_count()
     if workers == 1 or len(items) <= chunk_size:
@@ -135,8 +135,11 @@ def map_bounded(
     method = "spawn" if "tensorflow" in sys.modules else "fork"
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
         futures = [pool.submit(_call_chunk, function, chunk, timeout) for chunk in chunks]
-        for future, chunk in zip(futures, chunks, strict=True):
-            try:
-                yield from future.result()
-            except Exception as error:  # noqa: BLE001 - a worker died (e.g. out of memory)
-                yield from (Outcome(error=f"worker failed: {reason_of(error)}") for _ in chunk)
+        try:
+            for future, chunk in zip(futures, chunks, strict=True):
+                try:
+                    yield from future.result()
+                except Exception as error:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                    yield from (Outcome(error=f"worker failed: {reason_of(error)}") for _ in chunk)
+        finally:  # closed early (a stopped training): the chunks not started are dropped, not waited for
+            pool.shutdown(wait=True, cancel_futures=True)

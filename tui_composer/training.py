@@ -699,7 +699,7 @@ def _train(
     # The corpus, read through the encoder's cache.
     corpus = studio.catalogue.get(config["corpus"])
     report(Progress(phase="reading", message=f"reading corpus {corpus.name!r} with encoder {enc_spec.name!r}"))
-    pieces = _PieceTracker(status, report)
+    pieces = _PieceTracker(status, report, stop)
     encoded = read_corpus(
         studio.workspace,
         corpus,
@@ -849,14 +849,17 @@ NO_PIECES: dict[str, Any] = {"pieces_phase": None, "pieces_done": None, "pieces_
 
 class _PieceTracker:
     """Reading and encoding progress (N of M pieces) to the caller, and to status.json at most once a second,
-    where the TUI's Runs screen reads it: reading a big corpus the first time takes minutes."""
+    where the TUI's Runs screen reads it: reading a big corpus the first time takes minutes. A stop asked
+    for meanwhile (Ctrl-C, the TUI's `s`) ends it at the next piece: nothing is trained yet to checkpoint."""
 
-    def __init__(self, status: StatusWriter, report: ProgressCallback) -> None:
-        self.status, self.report = status, report
+    def __init__(self, status: StatusWriter, report: ProgressCallback, stop: threading.Event | None = None) -> None:
+        self.status, self.report, self.stop = status, report, stop
         self.last_write = 0.0
         self.last_phase = ""
 
     def update(self, phase: str, done: int, total: int) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt  # train_run marks the run stopped; `--resume` starts it again
         self.report(Progress(phase=phase, batch=done, batches=total))
         now = time.monotonic()
         if done == total or phase != self.last_phase or now - self.last_write >= PIECES_STATUS_SECONDS:
