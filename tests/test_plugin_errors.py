@@ -8,8 +8,10 @@ the traceback in the run's train.log and metrics.jsonl.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
@@ -86,7 +88,16 @@ def test_plugins_check_lists_a_misspelled_factory_as_failed() -> None:
     assert sorted(plugin["dropped"]) == ["encoder typo-encoder", "model fine-model"]
 
 
-def test_train_refuses_a_misspelled_factory_before_any_run_folder(workspace: Workspace) -> None:
+@pytest.mark.parametrize("imported", [False, True], ids=["unimported", "imported"])
+def test_train_refuses_a_misspelled_factory_before_any_run_folder(
+    workspace: Workspace, imported: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The message is the same whether or not another test imported the module first (CI found it was not).
+    if imported:
+        importlib.import_module("tui_composer_plugins.char_lstm.model")
+    else:
+        monkeypatch.delitem(sys.modules, "tui_composer_plugins.char_lstm.model", raising=False)
+
     def register_models(register: Any) -> None:
         register(ModelSpec(name="typo-lstm", description="", factory="tui_composer_plugins.char_lstm.model:CharLTSM"))
 

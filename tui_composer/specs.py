@@ -61,7 +61,7 @@ def factory_problem(factory: Factory) -> str | None:
         return f"factory {factory!r} is not written 'module:Class'"
     if module_name in sys.modules:
         found = hasattr(sys.modules[module_name], attribute)
-        return None if found else f"factory {factory!r}: module {module_name!r} has no {attribute!r}"
+        return None if found else f"factory {factory!r}: module {module_name!r} defines no {attribute!r}"
     try:
         module_spec = importlib.util.find_spec(module_name)
     except Exception as error:  # noqa: BLE001 - a parent package that is missing or fails to import
