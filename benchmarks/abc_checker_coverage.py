@@ -5,7 +5,7 @@
 Every tune of each corpus named (default: oneills ryans), normalised as the `abc` encoder reads it, gets
 two verdicts:
 
-- plays: music21 parses the tune and `tui_composer.checking.bar_problems` finds no bar off the meter;
+- plays: music21 parses the tune and `tui_composer.music.checking.bar_problems` finds no bar off the meter;
   the definition `tests/test_abc_grammar.py` uses. Slow (music21), so it runs on all cores through
   `map_bounded` and is cached on disk by a digest of the text and music21's version: the workspace
   cache by default, `--cache DIR` to put it elsewhere.
@@ -33,16 +33,16 @@ from pathlib import Path
 from tui_composer_plugins.abc.encoder import normalise
 from tui_composer_plugins.abc.grammar import Rejection, check_text
 
-from tui_composer.parallel import map_bounded
-from tui_composer.studio import Studio
+from tui_composer.services.parallel import map_bounded
+from tui_composer.services.studio import Studio
 
 CACHE_VERSION = "1"
 
 
 def plays_verdict(text: str) -> str:
     """'' when the tune plays (music21 parses it, every bar on the meter), else why not."""
-    from tui_composer.checking import bar_problems
-    from tui_composer.export import parse_abc
+    from tui_composer.music.checking import bar_problems
+    from tui_composer.music.export import parse_abc
 
     try:
         score = parse_abc(text)

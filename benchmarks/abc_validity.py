@@ -28,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tui_composer.checking import TuneCheck, check_tune, corpus_novelty_index
-from tui_composer.contract import EncodeError, SampleRequest
-from tui_composer.sampling import SampleOptions, load_model, sampling_constraint
-from tui_composer.studio import Studio
+from tui_composer.music.checking import TuneCheck, check_tune, corpus_novelty_index
+from tui_composer.plugin.contract import EncodeError, SampleRequest
+from tui_composer.services.sampling import SampleOptions, load_model, sampling_constraint
+from tui_composer.services.studio import Studio
 
 ABC2MIDI_TIMEOUT = 30  # seconds for one tune
 # A bar line, as the issue counts them: `|`, `||`, `|]`, `[|`, `|:`, `:|`, `::`, `|1`...

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tui_composer import audio
-from tui_composer.export import parse_piece, score_to_midi
-from tui_composer.parallel import worker_count
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace
+from tui_composer.music import audio
+from tui_composer.music.export import parse_piece, score_to_midi
+from tui_composer.services.parallel import worker_count
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 
 ONSET_TOLERANCE = 0.05  # seconds, mir_eval's default
 

@@ -6,7 +6,7 @@ For a trained run (default: the shipped `oneills-default`):
    validation split, read and encoded exactly as in training (target <= 1.4), next to xz -9e on the same text.
 2. N samples at temperature 1.0 (seed 0), unconstrained unless --constrain, and how many are
    playable. Strict: the whole sample text, as sampled, parses in music21 with notes and writes MIDI
-   (tui_composer.export.score_to_midi). The sampling service is more lenient (the `abc` encoder drops a
+   (tui_composer.music.export.score_to_midi). The sampling service is more lenient (the `abc` encoder drops a
    garbled tail before giving up), so its count is printed too. Target: >= 95% strict.
 
 Also prints the training time recorded in the run's metrics (wall and CPU seconds per epoch).
@@ -23,15 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from tui_composer.training import quiet_tensorflow
+from tui_composer.services.training import quiet_tensorflow
 
 quiet_tensorflow()
 
-from tui_composer.encoding import EncodedCorpus, read_corpus  # noqa: E402
-from tui_composer.export import parse_abc, score_to_midi  # noqa: E402
-from tui_composer.sampling import SampleOptions, load_model, sample_run  # noqa: E402
-from tui_composer.studio import Studio  # noqa: E402
-from tui_composer.training import encode_split  # noqa: E402
+from tui_composer.music.export import parse_abc, score_to_midi  # noqa: E402
+from tui_composer.services.encoding import EncodedCorpus, read_corpus  # noqa: E402
+from tui_composer.services.sampling import SampleOptions, load_model, sample_run  # noqa: E402
+from tui_composer.services.studio import Studio  # noqa: E402
+from tui_composer.services.training import encode_split  # noqa: E402
 
 
 def strictly_playable(abc: str) -> str | None:

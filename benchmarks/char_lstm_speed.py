@@ -26,7 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from tui_composer.training import quiet_tensorflow
+from tui_composer.services.training import quiet_tensorflow
 
 quiet_tensorflow()
 

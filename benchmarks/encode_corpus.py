@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tui_composer.encoding import read_corpus
-from tui_composer.parallel import worker_count
-from tui_composer.params import resolve
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace
+from tui_composer.plugin.params import resolve
+from tui_composer.services.encoding import read_corpus
+from tui_composer.services.parallel import worker_count
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 
 
 def _cpu_seconds() -> float:

@@ -1,4 +1,4 @@
-"""MIDI export benchmark: every tune of `oneills` and `ryans` through tui_composer.export.score_to_midi.
+"""MIDI export benchmark: every tune of `oneills` and `ryans` through tui_composer.music.export.score_to_midi.
 
 Target (issue 3): at least 99.5% of each corpus exports, every failure listed with its reason. For
 comparison, music21's plain `score.write('midi')` on the first 300 tunes of `oneills` (about 9% fail).
@@ -14,10 +14,10 @@ import io
 import time
 from collections import Counter
 
-from tui_composer.contract import Piece
-from tui_composer.export import parse_piece, score_to_midi
-from tui_composer.parallel import map_bounded
-from tui_composer.studio import Studio
+from tui_composer.music.export import parse_piece, score_to_midi
+from tui_composer.plugin.contract import Piece
+from tui_composer.services.parallel import map_bounded
+from tui_composer.services.studio import Studio
 
 TIMEOUT = 60.0
 

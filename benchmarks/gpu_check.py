@@ -169,7 +169,7 @@ def show_devices(report: Report, gpu_memory: int | None, *, gpu: bool) -> None:
     import keras
     import tensorflow as tf
 
-    from tui_composer.distribute import gpu_names
+    from tui_composer.services.distribute import gpu_names
 
     report.section("devices")
     build = tf.sysconfig.get_build_info()
@@ -236,16 +236,16 @@ def oneills_abc(count: int) -> str:
 def train_service(
     report: Report, folder: Path, sizes: Sizes, gpu_memory: int | None, *, gpu: bool
 ) -> tuple[Any, list[np.ndarray]]:
-    """Train char-lstm x abc through `tui_composer.training` (what `tui-composer train` runs).
+    """Train char-lstm x abc through `tui_composer.services.training` (what `tui-composer train` runs).
 
     Returns the abc encoder's DataSpec and the encoded training tunes, for the measurements.
     """
     import tensorflow as tf
 
-    from tui_composer.encoding import read_corpus
-    from tui_composer.plugin_host import load_host
-    from tui_composer.studio import Studio
-    from tui_composer.training import (
+    from tui_composer.plugin.host import load_host
+    from tui_composer.services.encoding import read_corpus
+    from tui_composer.services.studio import Studio
+    from tui_composer.services.training import (
         TrainingRequest,
         encode_split,
         encoder_spec,
@@ -253,7 +253,7 @@ def train_service(
         prepare_run,
         train_run,
     )
-    from tui_composer.workspace import Workspace
+    from tui_composer.services.workspace import Workspace
 
     report.section(f"train: char-lstm x abc on {sizes.tunes} O'Neill's tunes through the training service")
     source = folder / "tunes"
@@ -486,8 +486,8 @@ def mirrored_job(sizes: Sizes) -> dict[str, Any]:
     from tui_composer_plugins.rnn_rbm.model import RNNRBM
 
     from tui_composer.api import DataSpec, EpochProgress
-    from tui_composer.distribute import describe_devices, make_strategy, replica_count
-    from tui_composer.training import epoch_seed, seed_everything
+    from tui_composer.services.distribute import describe_devices, make_strategy, replica_count
+    from tui_composer.services.training import epoch_seed, seed_everything
 
     jobs = {"char-lstm": (CharLSTM, "tokens"), "rbm": (RBM, "frames"), "rnn-rbm": (RNNRBM, "tokens")}
     rng = np.random.default_rng(0)
@@ -625,7 +625,7 @@ def guarded(report: Report, checks: Sequence[str], work: Callable[[], None]) -> 
 
 
 def run_check(args: argparse.Namespace, sizes: Sizes, *, gpu: bool) -> Report:
-    from tui_composer.distribute import configure_gpus
+    from tui_composer.services.distribute import configure_gpus
 
     report = Report()
     show_devices(report, configure_gpus(args.gpu_memory), gpu=gpu)
@@ -681,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.job == "measure":
         from tui_composer.api import DataSpec
-        from tui_composer.training import quiet_tensorflow
+        from tui_composer.services.training import quiet_tensorflow
 
         quiet_tensorflow()
         data = DataSpec.from_json(json.loads((args.data / "data.json").read_text()))
@@ -693,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif not nvidia_driver_present():  # no driver, no GPU: no need to wait for TensorFlow to say so
         print(NO_GPU)
         return 0
-    from tui_composer.training import quiet_tensorflow
+    from tui_composer.services.training import quiet_tensorflow
 
     quiet_tensorflow(args.gpu_memory)
     import tensorflow as tf

@@ -203,7 +203,7 @@ def main() -> None:
     from tui_composer_plugins.rnn_rbm.model import RNNRBM
 
     from tui_composer.api import DataSpec
-    from tui_composer.params import parse_assignments, resolve
+    from tui_composer.plugin.params import parse_assignments, resolve
 
     keras.utils.set_random_seed(args.seed)
     data = DataSpec("frames", KEYS)

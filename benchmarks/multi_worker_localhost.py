@@ -24,7 +24,7 @@ TUNES = [
     "X:{n}\nT:Polka {n}\nM:2/4\nL:1/8\nK:G\nGB dB|GB dB|c2 A2|B2 G2|]\n",
     "X:{n}\nT:Reel {n}\nM:4/4\nL:1/8\nK:A\nA2cA eAcA|B2dB fBdB|A2cA eAcA|E2G2 A4|]\n",
 ]
-CLI = [sys.executable, "-c", "from tui_composer.cli import main; main()"]
+CLI = [sys.executable, "-c", "from tui_composer.cli.app import main; main()"]
 TRAIN = [
     "train", "--corpus", "tiny", "--encoder", "abc", "--model", "char-lstm", "--epochs", "2", "--seed", "1",
     "--set", "streams=4", "--set", "units=16", "--set", "layers=1", "--set", "steps=16", "--name", "mw",

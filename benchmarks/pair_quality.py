@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tui_composer.checking import corpus_novelty_index
-from tui_composer.contract import Piece
-from tui_composer.notes import Note, score_notes
-from tui_composer.parallel import call_bounded
-from tui_composer.studio import Studio
-from tui_composer.workspace import WorkspaceError
+from tui_composer.music.checking import corpus_novelty_index
+from tui_composer.music.notes import Note, score_notes
+from tui_composer.plugin.contract import Piece
+from tui_composer.services.parallel import call_bounded
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import WorkspaceError
 
 ENCODERS = ("abc", "midi-events", "piano-roll")
 MODELS = ("char-lstm", "rbm", "rnn-rbm")
@@ -133,7 +133,7 @@ def _covered_time(notes: Sequence[Note]) -> float:
 
 
 def _parse(abc: str) -> tuple[list[Note], int]:
-    from tui_composer.export import parse_abc
+    from tui_composer.music.export import parse_abc
 
     score = parse_abc(abc)
     parts = list(score.parts) or [score]
@@ -291,7 +291,7 @@ def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 def split_abc(studio: Studio, corpus: str, split: str, limit: int) -> list[str]:
     """ABC text of up to `limit` pieces of a split, in the corpus's order."""
-    from tui_composer.export import piece_abc
+    from tui_composer.music.export import piece_abc
 
     pieces: list[Piece] = studio.catalogue.get(corpus).splits()[split][:limit]
     texts = []
@@ -320,7 +320,7 @@ def train_pair(
     studio: Studio, model: str, encoder: str, corpus: str, minutes: float, retrain: bool
 ) -> tuple[str, float]:
     """The pair's run (trained now, or kept from before) and its training minutes."""
-    from tui_composer.training import TrainingRequest, prepare_run, train_run
+    from tui_composer.services.training import TrainingRequest, prepare_run, train_run
 
     name = f"pq-{model}-{encoder}-{corpus}"
     try:
@@ -357,8 +357,8 @@ def _print_progress(progress: object) -> None:
 def pair_row(
     studio: Studio, pair: str, corpus: str, minutes: float, n: int, reference: list[PieceStats], retrain: bool
 ) -> Row:
-    from tui_composer.checking import check_tune
-    from tui_composer.sampling import SampleOptions, sample_run
+    from tui_composer.music.checking import check_tune
+    from tui_composer.services.sampling import SampleOptions, sample_run
 
     model, encoder = pair.split(":")
     name, trained = train_pair(studio, model, encoder, corpus, minutes, retrain)

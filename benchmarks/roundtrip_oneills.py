@@ -12,12 +12,12 @@ import time
 from functools import partial
 from typing import Any
 
-from tui_composer.abc_writer import score_to_abc, sounding_notes
-from tui_composer.contract import Piece
-from tui_composer.export import score_to_midi
-from tui_composer.parallel import map_bounded
-from tui_composer.params import resolve
-from tui_composer.studio import Studio
+from tui_composer.music.abc_writer import score_to_abc, sounding_notes
+from tui_composer.music.export import score_to_midi
+from tui_composer.plugin.contract import Piece
+from tui_composer.plugin.params import resolve
+from tui_composer.services.parallel import map_bounded
+from tui_composer.services.studio import Studio
 
 
 def round_trip(name: str, params: dict[str, Any], vocabulary: list[str] | None, piece: Piece) -> int:
@@ -78,7 +78,7 @@ def main() -> None:
 
     from music21 import corpus
 
-    from tui_composer.export import parse_abc
+    from tui_composer.music.export import parse_abc
 
     paths = [p for p in corpus.getComposer("bach") if p.suffix in (".mxl", ".xml")][: args.chorales]
     same = 0

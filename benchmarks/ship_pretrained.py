@@ -19,14 +19,14 @@ import argparse
 import json
 import shutil
 
-from tui_composer.training import quiet_tensorflow
+from tui_composer.services.training import quiet_tensorflow
 
 quiet_tensorflow()
 
 import keras  # noqa: E402
 from tui_composer_plugins import char_lstm, rnn_rbm  # noqa: E402
 
-from tui_composer.studio import Studio  # noqa: E402
+from tui_composer.services.studio import Studio  # noqa: E402
 
 KEPT = ("config.json", "encoder.json", "status.json", "metrics.jsonl")
 PRETRAINED = {"char-lstm": char_lstm.PRETRAINED, "rnn-rbm": rnn_rbm.PRETRAINED}  # where each model's plugin ships runs

@@ -313,8 +313,8 @@ def burst(terminal: Terminal, rows: int) -> tuple[float, float]:
 def sampling(workspace: Path, generations: int) -> list[str]:
     """Warm sampling through the TUI's own client: 10 tunes from oneills-default, constrained, checked."""
     sys.path.insert(0, str(ROOT))
+    from tui_composer.services.workspace import Workspace
     from tui_composer.tui.sampler import SamplerClient
-    from tui_composer.workspace import Workspace
 
     lines = []
     space = Workspace(workspace)

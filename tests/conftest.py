@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tui_composer.plugin_host import PluginHost, load_host
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace
+from tui_composer.plugin.host import PluginHost, load_host
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -62,8 +62,8 @@ def configure_devices(strategy_names: list[str]) -> None:
 def train(model: str, strategy_name: str, kind: str, epochs: int = 3) -> dict[str, object]:
     """The losses of a tiny training: every epoch's training loss, and char-lstm's validation loss."""
     from tui_composer.api import DataSpec, EpochProgress
-    from tui_composer.distribute import make_strategy, replica_count
-    from tui_composer.training import epoch_seed, seed_everything
+    from tui_composer.services.distribute import make_strategy, replica_count
+    from tui_composer.services.training import epoch_seed, seed_everything
 
     strategy = make_strategy(strategy_name)
     data = DataSpec.from_json(TOKENS if kind == "tokens" else FRAMES)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mido
 
-from tui_composer.contract import Piece
+from tui_composer.plugin.contract import Piece
 
 REEL = """X:7
 T:The Test Reel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tui_composer.contract import DataSpec, EpochProgress, Model
+from tui_composer.plugin.contract import DataSpec, EpochProgress, Model
 
 FEATURES = 8
 # Four frames of two notes each; the pattern repeats, so each frame determines the next.

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tui_composer_plugins.abc.encoder import AbcEncoder, abc_score, normalise, playable
 
-from tui_composer.contract import EncodeError
+from tui_composer.plugin.contract import EncodeError
 
 ABC_LINES = st.one_of(
     st.sampled_from(

@@ -13,9 +13,9 @@ from tui_composer_plugins.abc.encoder import AbcEncoder, normalise
 from tui_composer_plugins.abc.grammar import AbcGrammar, check_text
 
 from tui_composer.api import DataSpec, SampleRequest, Vocabulary
-from tui_composer.checking import bar_problems
-from tui_composer.export import parse_abc, score_to_midi
-from tui_composer.studio import Studio
+from tui_composer.music.checking import bar_problems
+from tui_composer.music.export import parse_abc, score_to_midi
+from tui_composer.services.studio import Studio
 
 # Music21-valid training tunes that the checker refuses, and why (none left: a new entry needs a reason
 # and a note in plugins/abc/grammar.py).

@@ -218,7 +218,7 @@ def test_random_walks_through_the_masks_offer_nothing_the_parsers_part_ways_on()
 def test_music21_reads_every_chord_kind_offered_as_the_chord_meant() -> None:
     from music21 import harmony
 
-    from tui_composer.export import parse_abc
+    from tui_composer.music.export import parse_abc
 
     assert set(CHORD_PITCH_CLASSES) == set(grammar.CHORD_KINDS)
     for root, shift in (("C", 0), ("F#", 6), ("Bb", 10)):
@@ -274,8 +274,8 @@ def test_constrained_and_free_sampling_give_the_same_tune_lengths(studio: Any) -
     """40 tunes from the shipped model with the same seed, with and without the grammar: as many under 8
     bars (give or take two tunes) and the same median bars (within 2). Before, the masks ended 6 of 40
     early (median 14.5 bars, against 0 and 20 unconstrained)."""
-    from tui_composer.contract import SampleRequest
-    from tui_composer.sampling import load_model
+    from tui_composer.plugin.contract import SampleRequest
+    from tui_composer.services.sampling import load_model
 
     encoder, _, model = load_model(studio, studio.runs.get("oneills-default"))
     assert isinstance(encoder, AbcEncoder)

@@ -9,10 +9,10 @@ import pytest
 from music21 import chord, corpus, key, meter, note, stream, tie
 from tui_composer_corpora import music21_corpus_dir
 
-from tui_composer.abc_writer import note_values, score_to_abc, sounding_notes
-from tui_composer.contract import EncodeError
-from tui_composer.corpora import read_folder
-from tui_composer.export import parse_abc
+from tui_composer.music.abc_writer import note_values, score_to_abc, sounding_notes
+from tui_composer.music.export import parse_abc
+from tui_composer.plugin.contract import EncodeError
+from tui_composer.services.corpora import read_folder
 
 
 @pytest.mark.parametrize("work", ["bach/bwv66.6", "bach/bwv153.1", "bach/bwv269"])

@@ -18,12 +18,12 @@ import pytest
 from click.testing import CliRunner
 from training_support import TINY_MODEL
 
-from tui_composer import audio
-from tui_composer.cli import cli
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import RunStore
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace
+from tui_composer.cli.app import cli
+from tui_composer.music import audio
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.runs import RunStore
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 
 RATE = 22_050
 SCALE = [60, 62, 64, 65, 67, 69, 71, 72]  # C major, C4 to C5
@@ -205,7 +205,7 @@ def test_rendering_lasts_as_long_as_the_midi_and_plays_its_pitches(tmp_path: Pat
 
 
 def test_the_shipped_soundfont_is_the_one_the_generator_makes() -> None:
-    from tui_composer.soundfont import build
+    from tui_composer.music.soundfont import build
 
     shipped = audio.SOUNDFONT.read_bytes()
     assert shipped == build() and len(shipped) < 300_000
@@ -239,8 +239,8 @@ def test_a_sample_exported_from_the_tui_gets_its_wav(tmp_path: Path) -> None:
 
 def test_nothing_audio_is_imported_by_the_core_modules() -> None:
     code = (
-        "import sys, tui_composer.corpora, tui_composer.sampling, tui_composer.cli, tui_composer.audio, "
-        "tui_composer.tui.screens.samples; "
+        "import sys, tui_composer.services.corpora, tui_composer.services.sampling, tui_composer.cli.app, "
+        "tui_composer.music.audio, tui_composer.tui.screens.samples; "
         "print(sorted(m for m in ('librosa', 'soundfile', 'tinysoundfont', 'numba', 'scipy') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -249,7 +249,7 @@ def test_nothing_audio_is_imported_by_the_core_modules() -> None:
 
 @needs_rendering
 def test_sample_audio_writes_a_wav_as_long_as_the_midi(tmp_path: Path) -> None:
-    from tui_composer.sampling import Sample, write_sample_audio
+    from tui_composer.services.sampling import Sample, write_sample_audio
 
     sample = Sample(number=1, length=8, midi_path=write_midi(tmp_path / "001.mid", SCALE))
     write_sample_audio(sample)
@@ -280,7 +280,7 @@ def test_sample_audio_without_the_synthesizer_is_refused_before_sampling(
 @needs_rendering
 def test_an_audio_corpus_trains_and_samples_with_audio(tmp_path: Path, installed_host: PluginHost) -> None:
     pytest.importorskip("keras")
-    from tui_composer.training import TrainingRequest, prepare_run, train_run
+    from tui_composer.services.training import TrainingRequest, prepare_run, train_run
 
     folder = tmp_path / "tunes"
     folder.mkdir()

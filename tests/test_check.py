@@ -9,7 +9,8 @@ import numpy as np
 from click.testing import CliRunner
 from training_support import tiny_corpus
 
-from tui_composer.checking import (
+from tui_composer.cli.app import cli
+from tui_composer.music.checking import (
     COPY_BARS,
     NoveltyIndex,
     bar_problems,
@@ -18,8 +19,7 @@ from tui_composer.checking import (
     ngram_hashes,
     run_novelty_index,
 )
-from tui_composer.cli import cli
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 
 NEW_TUNE = "X:9\nT:New\nM:6/8\nL:1/8\nK:G\nB2B dBG|c2e dBG|A2B c2A|B3 G3|]\n"
 

@@ -9,7 +9,7 @@ from conftest import run_cli
 
 NO_TENSORFLOW = (
     "import sys\n"
-    "from tui_composer.cli import main\n"
+    "from tui_composer.cli.app import main\n"
     "try:\n    main({args!r})\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
     "heavy = sorted(m for m in ('tensorflow', 'keras', 'music21') if m in sys.modules)\n"
     "print('HEAVY', heavy)\n"
@@ -90,7 +90,7 @@ def test_corpus_import_and_show_report_skipped_items(tmp_path: Path) -> None:
 
 
 ROUND_TRIP = """
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 from tui_composer_intervals.encoder import IntervalEncoder
 piece = Studio().catalogue.get("oneills").pieces[0]
 encoder = IntervalEncoder(start_pitch=67)

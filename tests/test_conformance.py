@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tui_composer.contract import DataSpec, Evaluation, Model, SampleRequest
-from tui_composer.plugin_host import PluginHost
-from tui_composer.specs import ModelSpec
+from tui_composer.plugin.contract import DataSpec, Evaluation, Model, SampleRequest
+from tui_composer.plugin.host import PluginHost
+from tui_composer.plugin.specs import ModelSpec
 from tui_composer.testing import ConformanceError, check_encoder, check_model
 
 pytest.importorskip("keras")

@@ -8,10 +8,10 @@ from pathlib import Path
 import mido
 import pytest
 
-from tui_composer.contract import Piece
-from tui_composer.corpora import assign_splits, split_abc_tunes
-from tui_composer.studio import Studio
-from tui_composer.workspace import WorkspaceError
+from tui_composer.plugin.contract import Piece
+from tui_composer.services.corpora import assign_splits, split_abc_tunes
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import WorkspaceError
 
 GOOD_TUNES = """X:1
 T:First Jig

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tui_composer.api import DataSpec, DecodingStep, SampleRequest, StepContext, TokenConstraint, decode
-from tui_composer.decoding import frames_drawn, top_k_filter
+from tui_composer.plugin.decoding import frames_drawn, top_k_filter
 
 TOKENS = DataSpec("tokens", 8, bos=0, eos=1)  # 0 bos, 1 eos, 2..7 notes
 FRAMES = DataSpec("frames", 6)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tui_composer.distribute import STRATEGIES, StrategyError, make_strategy
+from tui_composer.services.distribute import STRATEGIES, StrategyError, make_strategy
 
 SUPPORT = Path(__file__).with_name("distribute_support.py")
 TOLERANCE = {"char-lstm": 1e-4, "rbm": 0.05, "rnn-rbm": 0.05}
@@ -98,7 +98,7 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch: pytest.MonkeyPat
 
 
 def test_train_offers_the_strategies() -> None:
-    from tui_composer.cli import cli
+    from tui_composer.cli.app import cli
 
     result = CliRunner().invoke(cli, ["train", "--help"])
     assert result.exit_code == 0

@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from encoders_support import GARBAGE_ABC, JIG, NO_NOTES, REEL, SCALE, write_midi
 
 from tui_composer.api import EncodeError, EncoderSpec, Piece, TokenEncoder, hookimpl
-from tui_composer.cli import cli
-from tui_composer.corpora import Corpus, read_folder
-from tui_composer.encoding import cache_folder, cache_key, read_corpus
-from tui_composer.params import resolve
-from tui_composer.plugin_host import PluginHost
-from tui_composer.specs import Origin
-from tui_composer.workspace import Workspace
+from tui_composer.cli.app import cli
+from tui_composer.plugin.host import PluginHost
+from tui_composer.plugin.params import resolve
+from tui_composer.plugin.specs import Origin
+from tui_composer.services.corpora import Corpus, read_folder
+from tui_composer.services.encoding import cache_folder, cache_key, read_corpus
+from tui_composer.services.workspace import Workspace
 
 
 def folder_corpus(root: Path) -> Corpus:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from tui_composer.plugin_host import GROUP, PluginHost
-from tui_composer.specs import Origin
+from tui_composer.plugin.host import GROUP, PluginHost
+from tui_composer.plugin.specs import Origin
 from tui_composer.testing import TUNES, check_model
 
 EXAMPLE = ROOT / "examples" / "tui-composer-gru"

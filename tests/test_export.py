@@ -14,10 +14,18 @@ from encoders_support import JIG, SCALE, abc_piece, midi_piece, write_midi
 from music21 import bar
 from tui_composer_corpora import music21_corpus_dir
 
-from tui_composer.contract import EncodeError, Piece
-from tui_composer.corpora import read_folder
-from tui_composer.export import ExportError, _midi_bytes, parse_abc, parse_piece, performable, piece_abc, score_to_midi
-from tui_composer.parallel import call_bounded
+from tui_composer.music.export import (
+    ExportError,
+    _midi_bytes,
+    parse_abc,
+    parse_piece,
+    performable,
+    piece_abc,
+    score_to_midi,
+)
+from tui_composer.plugin.contract import EncodeError, Piece
+from tui_composer.services.corpora import read_folder
+from tui_composer.services.parallel import call_bounded
 
 
 def oneills(key: str) -> Piece:

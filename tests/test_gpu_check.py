@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from training_support import TINY_MODEL, write_tunes
 
 from tui_composer.api import DataSpec, EpochProgress
-from tui_composer.cli import cli
-from tui_composer.distribute import (
+from tui_composer.cli.app import cli
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.distribute import (
     GPU_MEMORY_ENV,
     StrategyError,
     configure_gpus,
@@ -28,9 +29,8 @@ from tui_composer.distribute import (
     device_summary,
     gpu_memory_from,
 )
-from tui_composer.plugin_host import PluginHost
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_CHECK = ROOT / "benchmarks" / "gpu_check.py"
@@ -178,7 +178,7 @@ def write_trained_run(workspace: Workspace, name: str, device: str) -> None:
 def test_runs_screen_shows_the_device_of_each_run(workspace: Workspace) -> None:
     from textual.widgets import Static
 
-    from tui_composer.runs import RunStore
+    from tui_composer.services.runs import RunStore
     from tui_composer.tui.app import ComposerApp
     from tui_composer.tui.runwatch import RunWatcher
 

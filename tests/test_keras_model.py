@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tui_composer.api import KerasModel, StrategyError, stream_batches
-from tui_composer.contract import DataSpec, EpochProgress, StepContext
+from tui_composer.plugin.contract import DataSpec, EpochProgress, StepContext
 
 keras = pytest.importorskip("keras")
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tui_composer_plugins.midi_events.encoder import MidiEventEncoder
 
-from tui_composer.contract import EncodeError
-from tui_composer.export import score_to_midi
-from tui_composer.notes import GridNote
+from tui_composer.music.export import score_to_midi
+from tui_composer.music.notes import GridNote
+from tui_composer.plugin.contract import EncodeError
 
 
 @st.composite

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tui_composer.parallel import map_bounded
+from tui_composer.services.parallel import map_bounded
 
 
 def _read_slowly(item: tuple[Path, int]) -> int:

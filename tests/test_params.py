@@ -1,6 +1,6 @@
 import pytest
 
-from tui_composer.params import Param, ParamError, parse_assignments, resolve
+from tui_composer.plugin.params import Param, ParamError, parse_assignments, resolve
 
 SCHEMA = (
     Param("units", int, 256, "LSTM units per layer", min=1, max=4096),

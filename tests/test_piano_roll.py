@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tui_composer_plugins.piano_roll.encoder import PianoRollEncoder
 
-from tui_composer.contract import EncodeError, Piece
-from tui_composer.export import score_to_midi
-from tui_composer.notes import GridNote
+from tui_composer.music.export import score_to_midi
+from tui_composer.music.notes import GridNote
+from tui_composer.plugin.contract import EncodeError, Piece
 
 LOW, HIGH = 55, 72  # a small range keeps the hypothesis examples quick
 

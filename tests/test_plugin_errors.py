@@ -38,14 +38,14 @@ from tui_composer.api import (
     SampleRequest,
     hookimpl,
 )
-from tui_composer.cli import cli
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import RunStore
-from tui_composer.sampling import SampleOptions, sample_run
-from tui_composer.specs import PluginError
-from tui_composer.studio import Studio
-from tui_composer.training import TrainingError, encoder_spec, model_spec, prepare_run, train_run
-from tui_composer.workspace import Workspace
+from tui_composer.cli.app import cli
+from tui_composer.plugin.host import PluginHost
+from tui_composer.plugin.specs import PluginError
+from tui_composer.services.runs import RunStore
+from tui_composer.services.sampling import SampleOptions, sample_run
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import TrainingError, encoder_spec, model_spec, prepare_run, train_run
+from tui_composer.services.workspace import Workspace
 
 
 def builtin_host(*names: str) -> PluginHost:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from tui_composer.api import CorpusSpec, EncoderSpec, ModelSpec, hookimpl
-from tui_composer.plugin_host import GROUP, PluginHost
+from tui_composer.plugin.host import GROUP, PluginHost
 
 
 def encoder_plugin(*names: str) -> SimpleNamespace:

@@ -21,7 +21,7 @@ from energy_support import (
 from tui_composer_plugins.energy import functions as energy
 from tui_composer_plugins.rbm.model import RBM
 
-from tui_composer.contract import SampleRequest, StepContext
+from tui_composer.plugin.contract import SampleRequest, StepContext
 
 SMALL = {"window": 4, "hidden": 16, "batch_size": 16, "learning_rate": 0.01, "gibbs_steps": 10}
 

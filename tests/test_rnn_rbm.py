@@ -17,7 +17,7 @@ from energy_support import (
 from tui_composer_plugins.energy import functions as energy
 from tui_composer_plugins.rnn_rbm.model import RNNRBM, Streams
 
-from tui_composer.contract import DataSpec, SampleRequest, StepContext
+from tui_composer.plugin.contract import DataSpec, SampleRequest, StepContext
 
 SMALL = {
     "hidden": 16,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tui_composer.runlog import LAUNCH_LOG_VARIABLE, Tee, Transcript
+from tui_composer.services.runlog import LAUNCH_LOG_VARIABLE, Tee, Transcript
 
 # What rich writes to a terminal around a transient progress bar, and around a line printed above it.
 TERMINAL_OUTPUT = (
@@ -61,8 +61,8 @@ def test_tee_writes_through_and_keeps_the_terminals_own_answers() -> None:
 CHILD = """
 import sys
 from pathlib import Path
-from tui_composer.runlog import run_log
-from tui_composer.runs import Run
+from tui_composer.services.runlog import run_log
+from tui_composer.services.runs import Run
 
 folder = Path(sys.argv[1])
 print("before the run folder", flush=True)
@@ -101,8 +101,8 @@ SHELL_CHILD = """
 import sys
 from pathlib import Path
 import click
-from tui_composer.runlog import run_log
-from tui_composer.runs import Run
+from tui_composer.services.runlog import run_log
+from tui_composer.services.runs import Run
 
 folder = Path(sys.argv[1])
 folder.mkdir()

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from training_support import TUNES, tiny_corpus, tiny_request
 
-from tui_composer.cli import cli
-from tui_composer.contract import EncodeError, Piece, TokenEncoder
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import Run, RunStore
-from tui_composer.sampling import (
+from tui_composer.cli.app import cli
+from tui_composer.plugin.contract import EncodeError, Piece, TokenEncoder
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.runs import Run, RunStore
+from tui_composer.services.sampling import (
     SampleOptions,
     SamplingError,
     encode_primer,
@@ -27,9 +27,9 @@ from tui_composer.sampling import (
     sample_run,
     write_sample,
 )
-from tui_composer.studio import Studio
-from tui_composer.training import prepare_run, train_run
-from tui_composer.workspace import Workspace
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import prepare_run, train_run
+from tui_composer.services.workspace import Workspace
 
 pytest.importorskip("keras")
 

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import tui_composer
 from tui_composer.api import RunSpec, hookimpl
-from tui_composer.cli import cli
-from tui_composer.plugin_host import PluginHost
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace, WorkspaceError
+from tui_composer.cli.app import cli
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace, WorkspaceError
 
 
 def runs_plugin(*specs: RunSpec) -> SimpleNamespace:
@@ -88,8 +88,8 @@ def test_a_run_spec_must_name_its_folder_or_its_plugin_fails_whole(tmp_path: Pat
 def test_chorales_default_comes_from_the_rnn_rbm_plugin_and_writes_four_voices(
     installed_host: PluginHost, workspace: Workspace, tmp_path: Path
 ) -> None:
-    from tui_composer.export import parse_abc
-    from tui_composer.notes import score_notes
+    from tui_composer.music.export import parse_abc
+    from tui_composer.music.notes import score_notes
 
     spec = installed_host.registry.runs["chorales-default"]
     assert spec.origin.plugin == "rnn-rbm" and spec.path.parts[-3:] == ("rnn_rbm", "pretrained", "chorales-default")

@@ -20,11 +20,11 @@ from click.testing import CliRunner
 from training_support import TINY_MODEL, tiny_corpus, tiny_request, write_tunes
 
 from tui_composer.api import DataSpec, EpochProgress, Evaluation, Model, ModelSpec, SampleRequest, hookimpl
-from tui_composer.cli import cli
-from tui_composer.plugin_host import PluginHost
-from tui_composer.studio import Studio
-from tui_composer.training import Progress, TrainingError, _BatchTracker, prepare_run, train_run
-from tui_composer.workspace import Workspace, WorkspaceError
+from tui_composer.cli.app import cli
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import Progress, TrainingError, _BatchTracker, prepare_run, train_run
+from tui_composer.services.workspace import Workspace, WorkspaceError
 
 pytest.importorskip("keras")
 

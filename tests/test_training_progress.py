@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from training_support import tiny_corpus, tiny_request
 
-from tui_composer.commands.train import PlainReport
-from tui_composer.studio import Studio
-from tui_composer.training import Progress, StatusWriter, _PieceTracker, prepare_run, train_run
+from tui_composer.cli.train import PlainReport
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import Progress, StatusWriter, _PieceTracker, prepare_run, train_run
 
 
 @pytest.mark.slow  # a real training in this process (the tracker's own test below is quick)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tui_composer.runs import Run, RunStore
-from tui_composer.workspace import Workspace, WorkspaceError, read_json, write_json
+from tui_composer.services.runs import Run, RunStore
+from tui_composer.services.workspace import Workspace, WorkspaceError, read_json, write_json
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_composer.studio import Studio
-from tui_composer.training import TrainingRequest
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import TrainingRequest
 
 # Six short, playable tunes: enough for a train / valid / test split.
 TUNES = [

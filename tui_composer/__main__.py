@@ -1,3 +1,3 @@
-from tui_composer.cli import main
+from tui_composer.cli.app import main
 
 main()

@@ -9,7 +9,7 @@ module imports neither TensorFlow nor music21: the helpers that need them import
 - the contract: `Encoder`, `TokenEncoder`, `Model`, `DataSpec`, `Piece`, `SampleRequest`, ...;
 - registration: `hookimpl`, `EncoderSpec`, `ModelSpec`, `CorpusSpec`, `RunSpec`, `Param`;
 - pieces and music: `parse_piece`, `parse_abc`, `piece_abc`, `score_to_midi`, `score_to_abc`,
-  `split_abc_tunes`, `pieces_from`, and the note helpers of `tui_composer.notes`;
+  `split_abc_tunes`, `pieces_from`, and the note helpers of `tui_composer.music.notes`;
 - models trained with Keras: `KerasModel` (write the layers; batching, files and sampling come with it),
   `KERAS_PARAMS`, `stream_batches`;
 - sampling: the core decoder (`decode`, `DecodingStep`, `StepContext`) and its noise and primer helpers;
@@ -18,40 +18,10 @@ module imports neither TensorFlow nor music21: the helpers that need them import
   `.registry`, `.catalogue` and `.runs`).
 """
 
-from tui_composer.abc_writer import score_to_abc
-from tui_composer.commands.context import StudioContext
-from tui_composer.contract import (
-    DATA_KINDS,
-    DataKind,
-    DataSpec,
-    DecodingStep,
-    EncodeError,
-    Encoder,
-    EpochProgress,
-    Evaluation,
-    Model,
-    Piece,
-    SampleRequest,
-    StepContext,
-    TokenConstraint,
-    TokenEncoder,
-    Vocabulary,
-)
-from tui_composer.corpora import Catalogue, Corpus, Skipped, pieces_from, split_abc_tunes
-from tui_composer.decoding import checked_primer, decode, frame_noise, temperature_of, token_noise
-from tui_composer.distribute import (
-    StrategyError,
-    check_divisible,
-    per_replica,
-    per_replica_from,
-    replica_count,
-    scope_of,
-    splits_batches,
-)
-from tui_composer.export import ExportError, parse_abc, parse_piece, piece_abc, score_to_midi
-from tui_composer.hookspecs import hookimpl
-from tui_composer.keras_model import KERAS_PARAMS, KerasModel, StreamBatches, stream_batches
-from tui_composer.notes import (
+from tui_composer.cli.context import StudioContext
+from tui_composer.music.abc_writer import score_to_abc
+from tui_composer.music.export import ExportError, parse_abc, parse_piece, piece_abc, score_to_midi
+from tui_composer.music.notes import (
     DEFAULT_VELOCITY,
     DRUM_CHANNEL,
     MAX_BAR_QUARTERS,
@@ -76,10 +46,40 @@ from tui_composer.notes import (
     quantise,
     score_notes,
 )
-from tui_composer.params import Param, ParamError
-from tui_composer.plugin_host import Registry
-from tui_composer.specs import CorpusSpec, EncoderSpec, ModelSpec, PluginError, RunSpec
-from tui_composer.studio import Studio
+from tui_composer.plugin.contract import (
+    DATA_KINDS,
+    DataKind,
+    DataSpec,
+    DecodingStep,
+    EncodeError,
+    Encoder,
+    EpochProgress,
+    Evaluation,
+    Model,
+    Piece,
+    SampleRequest,
+    StepContext,
+    TokenConstraint,
+    TokenEncoder,
+    Vocabulary,
+)
+from tui_composer.plugin.decoding import checked_primer, decode, frame_noise, temperature_of, token_noise
+from tui_composer.plugin.hookspecs import hookimpl
+from tui_composer.plugin.host import Registry
+from tui_composer.plugin.keras_model import KERAS_PARAMS, KerasModel, StreamBatches, stream_batches
+from tui_composer.plugin.params import Param, ParamError
+from tui_composer.plugin.specs import CorpusSpec, EncoderSpec, ModelSpec, PluginError, RunSpec
+from tui_composer.services.corpora import Catalogue, Corpus, Skipped, pieces_from, split_abc_tunes
+from tui_composer.services.distribute import (
+    StrategyError,
+    check_divisible,
+    per_replica,
+    per_replica_from,
+    replica_count,
+    scope_of,
+    splits_batches,
+)
+from tui_composer.services.studio import Studio
 
 __all__ = [
     "DATA_KINDS",

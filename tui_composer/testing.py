@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from tui_composer.contract import (
+from tui_composer.plugin.contract import (
     DataKind,
     DataSpec,
     Encoder,
@@ -57,8 +57,8 @@ from tui_composer.contract import (
     SampleRequest,
     TokenConstraint,
 )
-from tui_composer.params import resolve
-from tui_composer.specs import EncoderSpec, ModelSpec
+from tui_composer.plugin.params import resolve
+from tui_composer.plugin.specs import EncoderSpec, ModelSpec
 
 # Two short tunes every encoder must read, and their opening (a header and one line of notes) as a primer.
 TUNES = (
@@ -149,7 +149,7 @@ def check_model(
         for kind in spec.takes:
             done += [f"{kind}: {name}" for name in _check_kind(spec, params, kind, folder, epochs, seed)]
         if encoders is None:
-            from tui_composer.plugin_host import load_host
+            from tui_composer.plugin.host import load_host
 
             encoders = list(load_host().registry.encoders.values())
         for encoder_spec in encoders:
@@ -341,7 +341,7 @@ def _fitted(spec: EncoderSpec, params: Mapping[str, Any] | None = None) -> Encod
 def _check_plays(owner: str, encoder: Encoder, array: np.ndarray, what: str) -> None:
     import mido
 
-    from tui_composer.export import score_to_midi
+    from tui_composer.music.export import score_to_midi
 
     score = encoder.decode(array)
     midi = mido.MidiFile(file=io.BytesIO(score_to_midi(score)))

@@ -12,7 +12,7 @@ is shuffled across the stream axis (only the order of pieces, before cutting, ch
 Sampling does not call the Keras layers one character at a time: it reads their weights into one
 TensorFlow graph whose `tf.while_loop` runs the recurrent step for a whole batch of tunes, with the
 embedding folded into the first layer's input kernel. Constrained sampling (a `TokenConstraint`) runs
-the same step, compiled on its own, under the core decoder (`tui_composer.decoding`), since its masks
+the same step, compiled on its own, under the core decoder (`tui_composer.plugin.decoding`), since its masks
 come from Python; the fused loop draws the decoder's noise in the decoder's order, so both give the same
 samples for the same request.
 """
@@ -624,7 +624,7 @@ class _Sampler:
     ) -> tuple[Any, Any, Any, Any]:
         """The fused loop over `len(noise)` steps: the decoder's draw (tokens.decoding), then the step.
 
-        The same arithmetic as `tui_composer.decoding` in the same order, on the same noise: scores / T,
+        The same arithmetic as `tui_composer.plugin.decoding` in the same order, on the same noise: scores / T,
         bos banned, top-k by the k-th largest value (tokens) or the k largest features (frames), then
         Gumbel-max (tokens) or noise < scores (frames). A finished tune only pads with eos.
         """

@@ -61,7 +61,7 @@ def chain_seed(rng: np.random.Generator) -> tf.Tensor:
 
 
 def drawn_frames(scores: tf.Tensor, noise: tf.Tensor, temperature: tf.Tensor, top_k: int) -> tf.Tensor:
-    """`tui_composer.decoding.frames_drawn` in TensorFlow, the same arithmetic in the same order: on where
+    """`tui_composer.plugin.decoding.frames_drawn` in TensorFlow, the same arithmetic in the same order: on where
     noise < scores / T, and with top-k only the k largest (ties to the lower feature, as argsort's)."""
     scaled = scores / temperature
     on = noise < scaled

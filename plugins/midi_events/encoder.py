@@ -120,7 +120,7 @@ class MidiEventEncoder(TokenEncoder):
         return sorted(played)
 
     def midi_events(self, midi: mido.MidiFile, name: str = "MIDI file") -> list[str]:
-        """The tokens of a mido MidiFile (drums left out); EncodeError past the bounds of tui_composer.notes."""
+        """The tokens of a mido MidiFile (drums left out); EncodeError past the bounds of tui_composer.music.notes."""
         notes = midi_notes(midi, name)
         check_lengths(notes, name)
         return self.events(self._velocities(quantise(notes, self.steps_per_quarter, name)))

@@ -4,7 +4,7 @@ Training: CD-k (or persistent CD) on every window of every sequence; each sequen
 with W - 1 steps of silence (frames) or begin-of-tune tokens, so windows that start a tune are learned
 too and sampling can start from them.
 
-Sampling writes a whole tune, not one window, through the core decoder (`tui_composer.decoding`): each
+Sampling writes a whole tune, not one window, through the core decoder (`tui_composer.plugin.decoding`): each
 new window keeps its first W - hop steps clamped to what was already written and Gibbs-samples the last
 `hop` steps (`sample_hop`, default 1), starting from zeros or noise, after an optional primer. The chain
 runs `gibbs_steps` - 1 full Gibbs steps and a last hidden draw; the decoder makes the last visible draw,

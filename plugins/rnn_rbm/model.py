@@ -9,7 +9,7 @@ time, carrying the recurrent state (reset at each sequence start). Each update r
 the chunk (compiled `tf.scan`), Gibbs-samples all steps' RBMs in parallel for CD-k, and differentiates the
 free-energy surrogate F(v) - F(v~) through the biases into the recurrent part.
 
-Sampling runs through the core decoder (`tui_composer.decoding`), n tunes at once: at each step a
+Sampling runs through the core decoder (`tui_composer.plugin.decoding`), n tunes at once: at each step a
 compiled Gibbs chain in the step's RBM (`gibbs_steps` - 1 full steps and a last hidden draw; the decoder
 makes the last visible draw from the logits it gives), then the compiled recurrence. A primer is fed first
 (teacher forcing) and kept at the start of every sample. Temperature T samples p ∝ exp(-E / T) (both

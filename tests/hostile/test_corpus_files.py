@@ -25,12 +25,12 @@ import mido
 import pytest
 from click.testing import CliRunner, Result
 
-from tui_composer.cli import cli
-from tui_composer.contract import EncodeError, Piece
-from tui_composer.corpora import MAX_FILE_BYTES, read_folder
-from tui_composer.export import parse_piece
-from tui_composer.music_files import MIB, MXL_MAX_UNPACKED_BYTES, MusicFileError, check_music_file
-from tui_composer.studio import Studio
+from tui_composer.cli.app import cli
+from tui_composer.music.export import parse_piece
+from tui_composer.music.files import MIB, MXL_MAX_UNPACKED_BYTES, MusicFileError, check_music_file
+from tui_composer.plugin.contract import EncodeError, Piece
+from tui_composer.services.corpora import MAX_FILE_BYTES, read_folder
+from tui_composer.services.studio import Studio
 
 JIG = "X:1\nT:Good Jig\nM:6/8\nL:1/8\nK:G\nGAB cde|dBG A2D|GAB cde|dBG G3:|\n"
 AIR = "X:1\nT:Good Air\nM:3/4\nL:1/4\nK:C\nC D E|F G A|B c2|]\n"

@@ -22,8 +22,8 @@ from tui_composer_plugins.midi_events.encoder import MidiEventEncoder
 from tui_composer_plugins.piano_roll.encoder import PianoRollEncoder
 
 from tui_composer import api
-from tui_composer.contract import EncodeError, Encoder, Piece
-from tui_composer.corpora import check_piece
+from tui_composer.plugin.contract import EncodeError, Encoder, Piece
+from tui_composer.services.corpora import check_piece
 
 ENCODERS: dict[str, Callable[..., Encoder]] = {
     "abc": AbcEncoder,
@@ -186,7 +186,7 @@ def test_the_bounds_are_public_and_real_music_is_far_inside_them() -> None:
 CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
-from tui_composer.contract import EncodeError, Piece
+from tui_composer.plugin.contract import EncodeError, Piece
 from tui_composer_plugins.abc.encoder import AbcEncoder
 from tui_composer_plugins.midi_events.encoder import MidiEventEncoder
 from tui_composer_plugins.piano_roll.encoder import PianoRollEncoder

@@ -31,13 +31,13 @@ from training_support import tiny_corpus, tiny_request
 from tui_composer_plugins.char_lstm import PRETRAINED as BUNDLED_RUNS  # the run the char-lstm plugin ships
 
 from tui_composer.api import EncoderSpec, ModelSpec, Param, ParamError, hookimpl
-from tui_composer.cli import cli
-from tui_composer.plugin_host import GROUP, PLUGIN_TIMEOUT, PluginHost, plugin_timeout
-from tui_composer.sampling import MAX_LENGTH, MAX_SAMPLES, SampleOptions, SamplingError, sample_run
-from tui_composer.specs import ModelFileError
-from tui_composer.studio import Studio
-from tui_composer.training import MAX_SEED, TrainingError, TrainingRequest, prepare_run, train_run
-from tui_composer.workspace import WorkspaceError, check_name, write_json
+from tui_composer.cli.app import cli
+from tui_composer.plugin.host import GROUP, PLUGIN_TIMEOUT, PluginHost, plugin_timeout
+from tui_composer.plugin.specs import ModelFileError
+from tui_composer.services.sampling import MAX_LENGTH, MAX_SAMPLES, SampleOptions, SamplingError, sample_run
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import MAX_SEED, TrainingError, TrainingRequest, prepare_run, train_run
+from tui_composer.services.workspace import WorkspaceError, check_name, write_json
 
 NOT_FINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"]
 SHIPPED = "oneills-default"

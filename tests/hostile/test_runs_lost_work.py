@@ -26,15 +26,15 @@ from typing import Any, BinaryIO
 import pytest
 from training_support import tiny_corpus, tiny_request
 
-from tui_composer import training, workspace
-from tui_composer.cli import cli, main
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import Run, RunDamaged, RunStore
-from tui_composer.sampling import SampleOptions, sample_run
-from tui_composer.studio import Studio
-from tui_composer.training import Progress, TrainingError, prepare_run, train_run
+from tui_composer.cli.app import cli, main
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services import training, workspace
+from tui_composer.services.runs import Run, RunDamaged, RunStore
+from tui_composer.services.sampling import SampleOptions, sample_run
+from tui_composer.services.studio import Studio
+from tui_composer.services.training import Progress, TrainingError, prepare_run, train_run
+from tui_composer.services.workspace import DiskFullError, Workspace
 from tui_composer.tui.runwatch import MetricsTail, RunWatcher
-from tui_composer.workspace import DiskFullError, Workspace
 
 pytest.importorskip("keras")
 
@@ -273,8 +273,8 @@ CHECKPOINT_WRITER = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from tui_composer.runs import Run
-    from tui_composer.training import TrainingState, checkpoint_epoch
+    from tui_composer.services.runs import Run
+    from tui_composer.services.training import TrainingState, checkpoint_epoch
 
     run, saved = Run(Path(sys.argv[1])), Path(sys.argv[2]).read_bytes()
 

@@ -23,9 +23,9 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
-from tui_composer.cli import cli
-from tui_composer.commands.serve_access import AccessPolicy
-from tui_composer.plugin_host import PluginHost
+from tui_composer.cli.app import cli
+from tui_composer.cli.serve_access import AccessPolicy
+from tui_composer.plugin.host import PluginHost
 
 TOKEN = "hostile-test-token-0123456789"
 FOREIGN_ORIGIN = "http://evil.example"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import tui_fixture_plugin
 
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import RunStore
-from tui_composer.studio import Studio
-from tui_composer.workspace import Workspace
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.runs import RunStore
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 
 IMPORTED_TUNES = """X:1
 T:Kesh Jig

@@ -1,4 +1,4 @@
-"""The sampling worker's protocol (`python -m tui_composer.worker`), spoken to as the TUI's client does:
+"""The sampling worker's protocol (`python -m tui_composer.services.worker`), spoken to as the TUI's client does:
 JSON lines in, one reply per sample checked, one `done` or `error` per job, cancels that act at once on
 a job still waiting its turn."""
 
@@ -14,13 +14,13 @@ from typing import Any
 from conftest import env_for, write_run
 from test_tui_samples import KESH, OCEAN, UNTITLED
 
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 
 
 class Worker:
     def __init__(self, studio: Studio) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tui_composer.worker"],
+            [sys.executable, "-m", "tui_composer.services.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -107,8 +107,8 @@ def test_a_cancelled_job_still_waiting_is_answered_at_once(tui_studio: Studio) -
 
 
 def test_samples_folder_agrees_with_the_sampling_service(tui_studio: Studio, tmp_path: Path) -> None:
-    from tui_composer.sample_files import samples_folder
-    from tui_composer.sampling import output_folder
+    from tui_composer.services.sample_files import samples_folder
+    from tui_composer.services.sampling import output_folder
 
     write_run(tui_studio.workspace, "jig-lstm", state="finished", epoch=1, epochs=1)
     run = tui_studio.runs.get("jig-lstm")

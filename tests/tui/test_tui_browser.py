@@ -18,7 +18,7 @@ import pytest
 from conftest import write_run
 from test_tui_serve import start_serve, stop
 
-from tui_composer.workspace import Workspace
+from tui_composer.services.workspace import Workspace
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

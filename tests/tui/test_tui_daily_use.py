@@ -22,12 +22,13 @@ from textual.widgets import DataTable, Input, Log, ProgressBar, Select, Static
 from textual.widgets._help_panel import HelpPanel
 from textual.widgets._toast import Toast
 
-from tui_composer.jobs import TrainingRequest
-from tui_composer.launcher import train_arguments
-from tui_composer.params import Param
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import RunStore
-from tui_composer.studio import Studio
+from tui_composer.plugin.host import PluginHost
+from tui_composer.plugin.params import Param
+from tui_composer.services.jobs import TrainingRequest
+from tui_composer.services.launcher import train_arguments
+from tui_composer.services.runs import RunStore
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 from tui_composer.tui.app import ComposerApp
 from tui_composer.tui.screens.corpora import CorporaScreen
 from tui_composer.tui.screens.help import HelpScreen
@@ -36,7 +37,6 @@ from tui_composer.tui.screens.run_log import RunLogScreen
 from tui_composer.tui.screens.runs import RunsScreen
 from tui_composer.tui.widgets.param_form import ParamForm
 from tui_composer.tui.widgets.row_table import RowTable
-from tui_composer.workspace import Workspace
 
 SIZE = (80, 24)
 

@@ -13,12 +13,12 @@ import pytest
 from conftest import assert_tui_loaded_no_tensorflow, until
 from textual.widgets import DataTable, Input, Select, Static
 
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import RunStore
-from tui_composer.studio import Studio
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.runs import RunStore
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 from tui_composer.tui.app import ComposerApp
 from tui_composer.tui.screens.samples import CHECKING, SamplesScreen
-from tui_composer.workspace import Workspace
 
 SIZE = (80, 24)
 TINY = {"embedding": "8", "layers": "1", "units": "8", "streams": "2", "steps": "16"}

@@ -11,7 +11,7 @@ from typing import Any
 from conftest import env_for, until, write_music_folder
 from textual.widgets import DataTable, Input
 
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 from tui_composer.tui.app import ComposerApp
 from tui_composer.tui.screens.import_progress import ImportProgressDialog
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 DRIVE_EVERY_SCREEN = """
 import asyncio, sys
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 from tui_composer.tui.app import ComposerApp
-from tui_composer.workspace import Workspace
+from tui_composer.services.workspace import Workspace
 
 async def main():
     app = ComposerApp(Studio(Workspace(sys.argv[1])))
@@ -20,7 +20,7 @@ async def main():
         for key in ("f1", "down", "p", "p", "f2", "ctrl+r", "f3", "f4", "f5", "ctrl+p", "escape", "question_mark"):
             await pilot.press(key)
             await pilot.pause()
-    heavy = ("tensorflow", "keras", "music21", "tui_composer.training", "tui_composer.sampling")
+    heavy = ("tensorflow", "keras", "music21", "tui_composer.services.training", "tui_composer.services.sampling")
     print("HEAVY", sorted(m for m in heavy if m in sys.modules))
 
 asyncio.run(main())

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 
-from tui_composer.jobs import SampleOptions, TrainingRequest
-from tui_composer.launcher import constrained_by_default, constraint_flags, train_arguments
-from tui_composer.notes import Note
+from tui_composer.music.notes import Note
+from tui_composer.services.jobs import SampleOptions, TrainingRequest
+from tui_composer.services.launcher import constrained_by_default, constraint_flags, train_arguments
 from tui_composer.tui.notes import NotesUnavailable, notes_of_abc
 from tui_composer.tui.runwatch import MetricsTail
 from tui_composer.tui.screens.samples import Sample, export_samples, verdict
@@ -107,7 +107,7 @@ def test_train_arguments_carry_the_form_as_typed() -> None:
 
 
 def test_constraint_flags_follow_the_sample_command() -> None:
-    from tui_composer.commands.sample import sample
+    from tui_composer.cli.sample import sample
 
     flags = {flag for option in sample.params for flag in (*option.opts, *getattr(option, "secondary_opts", ()))}
     assert constraint_flags(True) == ["--constrain"] and constraint_flags(False) == ["--no-constrain"]

@@ -1,5 +1,5 @@
 """The Samples screen over samples on disk: listed per run (the CLI's too), numbered as their files, checked
-row by row by the sampling worker (a real `python -m tui_composer.worker` process), which is restarted
+row by row by the sampling worker (a real `python -m tui_composer.services.worker` process), which is restarted
 when it dies. Reading progress before a run's first epoch is shown on Runs."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from conftest import assert_tui_loaded_no_tensorflow, until, write_run
 from textual.widgets import DataTable, ProgressBar, Select, Static
 
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 from tui_composer.tui.app import ComposerApp
 from tui_composer.tui.messages import SamplerReplied
 from tui_composer.tui.screens.samples import CHECKING, SamplesScreen

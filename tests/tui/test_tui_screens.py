@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_tui_loaded_no_tensorflow, loss_metrics, until, write_music_folder, write_run
 from textual.widgets import DataTable, Input, Select, Static
 
-from tui_composer.launcher import train_arguments
+from tui_composer.services.launcher import train_arguments
 from tui_composer.tui.app import ComposerApp
 from tui_composer.tui.screens.corpora import CorporaScreen
 from tui_composer.tui.screens.new_run import NewRunScreen

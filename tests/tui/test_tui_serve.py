@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_composer.commands.serve import is_local
+from tui_composer.cli.serve import is_local
 
 
 @pytest.mark.parametrize(

@@ -18,15 +18,15 @@ from conftest import assert_tui_loaded_no_tensorflow
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select
 
-from tui_composer.plugin_host import PluginHost
-from tui_composer.runs import RunStore, pid_alive
-from tui_composer.studio import Studio
+from tui_composer.plugin.host import PluginHost
+from tui_composer.services.runs import RunStore, pid_alive
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import Workspace
 from tui_composer.tui.app import ComposerApp
 from tui_composer.tui.screens.new_run import NewRunScreen
 from tui_composer.tui.screens.runs import RunsScreen
 from tui_composer.tui.screens.samples import SamplesScreen
 from tui_composer.tui.widgets.loss_chart import LossChart
-from tui_composer.workspace import Workspace
 
 SIZE = (80, 24)
 # A model small enough to train two epochs on two jigs in a few seconds.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tui_composer.api import CorpusSpec, EncoderSpec, ModelSpec, Param, Piece, hookimpl
-from tui_composer.corpora import read_folder
+from tui_composer.services.corpora import read_folder
 
 BUNDLED_FOLDER = Path(__file__).parent / "music"
 

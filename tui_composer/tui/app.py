@@ -17,14 +17,14 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from tui_composer.launcher import Launched
-from tui_composer.studio import Studio
+from tui_composer.services.launcher import Launched
+from tui_composer.services.studio import Studio
+from tui_composer.services.workspace import WorkspaceError
 from tui_composer.tui.runwatch import RunRow
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.corpora import CorporaScreen
 from tui_composer.tui.screens.help import HelpScreen
 from tui_composer.tui.widgets.nav_bar import SCREENS, NavBar
-from tui_composer.workspace import WorkspaceError
 
 LIVE = ("starting", "training")
 STATE_WATCH_SECONDS = 2.0

@@ -87,7 +87,7 @@ class SamplesListed(Message):
 
 @dataclass
 class SamplerReplied(Message):
-    """One reply of the sampling worker (`tui_composer.worker`) to a job of the Samples screen.
+    """One reply of the sampling worker (`tui_composer.services.worker`) to a job of the Samples screen.
 
     A progress reply not handled yet is replaced by the next one of the same job: a flood of progress costs
     one repaint.

@@ -1,6 +1,6 @@
 """Notes for the piano roll (and ABC for pieces that aren't ABC text), from the preview helper process.
 
-music21 never loads into the TUI: a small helper process (`python -m tui_composer.preview`, started at
+music21 never loads into the TUI: a small helper process (`python -m tui_composer.services.preview`, started at
 the first preview, kept for the next ones) does the reading and answers with plain numbers over a pipe;
 the TUI's worker thread only waits on the pipe.
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_composer.contract import Piece
-from tui_composer.notes import Note
+from tui_composer.music.notes import Note
+from tui_composer.plugin.contract import Piece
 
 PARSE_TIMEOUT = 30.0  # music21 can hang on malformed input; the helper is then replaced
 
@@ -72,7 +72,7 @@ class NotesClient:
     def _start(self) -> subprocess.Popen[str]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "tui_composer.preview"],
+                [sys.executable, "-m", "tui_composer.services.preview"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_composer.launcher import LOGS_FOLDER
-from tui_composer.runs import DAMAGED, LIVE_STATES, Run, RunStore
-from tui_composer.workspace import WorkspaceError
+from tui_composer.services.launcher import LOGS_FOLDER
+from tui_composer.services.runs import DAMAGED, LIVE_STATES, Run, RunStore
+from tui_composer.services.workspace import WorkspaceError
 
 # Batch points kept per curve: the chart is at most a screen wide, so older detail is thinned out.
 MAX_TRAIN_POINTS = 2000
@@ -87,7 +87,7 @@ def _number(value: Any) -> float | None:
 class MetricsTail:
     """The curves of one run's metrics.jsonl, updated from the bytes appended since the last read.
 
-    Records (written by `tui_composer.training`): `batch` (epoch counted from 1, batch, batches, loss),
+    Records (written by `tui_composer.services.training`): `batch` (epoch counted from 1, batch, batches, loss),
     `epoch` (epochs done, train_loss, valid_loss, valid_bits) and `resumed` (epochs kept on resume).
     """
 

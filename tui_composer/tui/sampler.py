@@ -1,4 +1,5 @@
-"""The TUI's side of the sampling worker (`tui_composer.worker`): one process, kept warm, spoken to in JSON lines.
+"""The TUI's side of the sampling worker (`tui_composer.services.worker`): one process, kept warm, spoken to
+in JSON lines.
 
 The worker loads TensorFlow and the models; this module only starts it, writes requests and reads replies
 in a thread, so the TUI process never imports TensorFlow. Each job's replies go to the listener given
@@ -21,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from tui_composer.launcher import LOGS_FOLDER, child_env
-from tui_composer.workspace import Workspace
+from tui_composer.services.launcher import LOGS_FOLDER, child_env
+from tui_composer.services.workspace import Workspace
 
 CANCEL_GRACE_SECONDS = 3.0
 MAX_LOG_BYTES = 1024 * 1024  # the worker's log starts over at its next start when it is larger
@@ -118,7 +119,7 @@ class SamplerClient:
             self.log_path.unlink()
         with open(self.log_path, "a", encoding="utf-8") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tui_composer.worker"],
+                [sys.executable, "-m", "tui_composer.services.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.events import ScreenResume
 from textual.screen import Screen
 
-from tui_composer.studio import Studio
+from tui_composer.services.studio import Studio
 from tui_composer.tui.widgets.keys_footer import KeysFooter
 from tui_composer.tui.widgets.nav_bar import NavBar
 

@@ -9,8 +9,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from tui_composer.corpora import Corpus
-from tui_composer.launcher import CommandFailed
+from tui_composer.services.corpora import Corpus
+from tui_composer.services.launcher import CommandFailed
+from tui_composer.services.workspace import WorkspaceError
 from tui_composer.tui.messages import CorporaListed, ImportFinished, ImportProgressed, NotesParsed, PiecesListed
 from tui_composer.tui.notes import NotesUnavailable, preview_of_piece
 from tui_composer.tui.screens.base import ComposerScreen
@@ -19,7 +20,6 @@ from tui_composer.tui.screens.import_progress import ImportProgressDialog, run_i
 from tui_composer.tui.widgets.filter_bar import FilterBar
 from tui_composer.tui.widgets.piano_roll import PianoRoll
 from tui_composer.tui.widgets.row_table import Column, RowTable
-from tui_composer.workspace import WorkspaceError
 
 PREVIEW_DELAY = 0.2  # seconds of rest on a piece before it is parsed: scrolling stays quick
 MAX_PIECES_SHOWN = 2500  # rows drawn at once (a table of 8,514 takes over a second to draw); the rest: `/`

@@ -12,8 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from tui_composer.services.workspace import WorkspaceError, check_name
 from tui_composer.tui.widgets.path_input import PathInput
-from tui_composer.workspace import WorkspaceError, check_name
 
 
 class ConfirmDialog(ModalScreen[bool]):

@@ -14,8 +14,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
 
-from tui_composer.launcher import CommandFailed, child_env, cli_argv
-from tui_composer.workspace import Workspace
+from tui_composer.services.launcher import CommandFailed, child_env, cli_argv
+from tui_composer.services.workspace import Workspace
 
 IMPORT_TIMEOUT = 3600.0  # one import at most an hour (250,000 files are allowed); stopped after that
 _PARSING = re.compile(r"^parsing (\d+)/(\d+) pieces$")

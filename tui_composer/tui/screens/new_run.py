@@ -16,13 +16,13 @@ from textual.events import ScreenResume
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
-from tui_composer.jobs import DEFAULT_EPOCHS, DEFAULT_PATIENCE, TrainingRequest
-from tui_composer.launcher import new_run_name, start_training
-from tui_composer.params import Param
+from tui_composer.plugin.params import Param
+from tui_composer.services.jobs import DEFAULT_EPOCHS, DEFAULT_PATIENCE, TrainingRequest
+from tui_composer.services.launcher import new_run_name, start_training
+from tui_composer.services.workspace import WorkspaceError, check_name
 from tui_composer.tui.messages import TrainingLaunched
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.widgets.param_form import ParamForm, name_width
-from tui_composer.workspace import WorkspaceError, check_name
 
 # The `train` command's own options, checked like hyperparameters.
 EPOCHS = Param("epochs", int, DEFAULT_EPOCHS, "passes over the training split, at most", min=1, max=100_000)

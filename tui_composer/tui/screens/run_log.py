@@ -1,6 +1,6 @@
 """A run's log, full screen: the run folder's train.log, followed as the training writes to it.
 
-Every training writes there, started from the TUI or from a shell (`tui_composer.runlog`); a run
+Every training writes there, started from the TUI or from a shell (`tui_composer.services.runlog`); a run
 started by an older TUI has its log in the workspace's `logs/RUN.log`, which is shown instead.
 """
 
@@ -15,8 +15,8 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Log, Static
 
-from tui_composer.launcher import LOGS_FOLDER
-from tui_composer.workspace import WorkspaceError
+from tui_composer.services.launcher import LOGS_FOLDER
+from tui_composer.services.workspace import WorkspaceError
 
 if TYPE_CHECKING:
     from tui_composer.tui.app import ComposerApp

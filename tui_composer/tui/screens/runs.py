@@ -15,7 +15,8 @@ from textual.containers import Horizontal, Vertical
 from textual.events import ScreenResume
 from textual.widgets import DataTable, ProgressBar, Static
 
-from tui_composer.launcher import resume_training, stop_training
+from tui_composer.services.launcher import resume_training, stop_training
+from tui_composer.services.workspace import WorkspaceError
 from tui_composer.tui.messages import RunsPolled, TrainingLaunched
 from tui_composer.tui.runwatch import DONE_STATES, RunDetail, RunRow, RunWatcher, _short_time, format_duration
 from tui_composer.tui.screens.base import ComposerScreen
@@ -24,7 +25,6 @@ from tui_composer.tui.screens.run_log import RunLogScreen
 from tui_composer.tui.widgets.filter_bar import FilterBar
 from tui_composer.tui.widgets.loss_chart import LossChart
 from tui_composer.tui.widgets.row_table import Column, RowTable
-from tui_composer.workspace import WorkspaceError
 
 POLL_SECONDS = 0.5
 LIVE = ("starting", "training")

@@ -26,9 +26,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import ScreenResume
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
-from tui_composer.launcher import constrained_by_default
-from tui_composer.params import Param, ParamError
-from tui_composer.sample_files import SampleFiles, list_sample_files, samples_folder, verdict_line
+from tui_composer.plugin.params import Param, ParamError
+from tui_composer.services.launcher import constrained_by_default
+from tui_composer.services.sample_files import SampleFiles, list_sample_files, samples_folder, verdict_line
+from tui_composer.services.workspace import WorkspaceError
 from tui_composer.tui.messages import NotesParsed, SamplerReplied, SamplesListed
 from tui_composer.tui.notes import NotesUnavailable, notes_of_abc, notes_of_file
 from tui_composer.tui.sampler import SamplerClient, sampler_for
@@ -36,7 +37,6 @@ from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.dialogs import ExportDialog
 from tui_composer.tui.widgets.param_form import ParamValidator
 from tui_composer.tui.widgets.piano_roll import PianoRoll
-from tui_composer.workspace import WorkspaceError
 
 # The sampling options, checked as typed like any hyperparameter.
 OPTIONS = (
@@ -566,7 +566,7 @@ class SamplesScreen(ComposerScreen):
     @work(thread=True, group="audio")
     def _export_audio(self, samples: list[Sample], folder: Path) -> None:
         """The WAVs that `sample --audio` did not write, rendered and copied after the other files."""
-        from tui_composer.audio import rendering_problem
+        from tui_composer.music.audio import rendering_problem
 
         problem = rendering_problem()
         if problem:
@@ -630,7 +630,7 @@ def sample_audio(sample: Sample) -> tuple[Path | None, str | None]:
         return sample.audio_path, None
     if sample.midi_path is None or not sample.midi_path.is_file():
         return None, f"sample {sample.index} has no MIDI to play"
-    from tui_composer.audio import AudioError, render_wav
+    from tui_composer.music.audio import AudioError, render_wav
 
     try:
         return render_wav(sample.midi_path, sample.midi_path.with_suffix(".wav")), None

@@ -12,7 +12,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static
 
-from tui_composer.params import Param, ParamError
+from tui_composer.plugin.params import Param, ParamError
 
 
 class ParamValidator(Validator):

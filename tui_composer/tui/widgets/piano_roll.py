@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui_composer.notes import Note
+from tui_composer.music.notes import Note
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Quarter notes per column, finest first: a short tune is drawn in sixteenths, a long one squeezed to fit.
