@@ -95,3 +95,17 @@ def test_bundled_runs_are_read_only(tmp_path: Path, workspace: Workspace) -> Non
     with pytest.raises(WorkspaceError, match="taken by a bundled run"):
         store.create({}, name="demo")
     assert isinstance(store.list()[0], Run)
+
+
+def test_run_states_are_one_type_that_reads_back_from_status_json(tmp_path: Path) -> None:
+    """The live states are written out once (RunState, LIVE_STATES), and a state read from JSON is its member."""
+    from tui_composer.services.runs import LIVE_STATES, RunState
+
+    runs = RunStore(Workspace(tmp_path).ensure())
+    run = runs.create({"corpus": "c", "encoder": "abc", "model": "char-lstm"}, name="a-run")
+    run.write_status(state=RunState.TRAINING, pid=os.getpid())
+    assert json.loads(run.status_path.read_text())["state"] == "training"  # plain text on disk
+    assert run.state() is not None and RunState(run.state()).live
+    assert {state.value for state in LIVE_STATES} == {"starting", "training"}
+    run.write_status(state=RunState.TRAINING, pid=2**22 + 12345)  # no such process: it died
+    assert run.state() == RunState.INTERRUPTED and not RunState(run.state()).live

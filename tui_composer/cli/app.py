@@ -18,6 +18,7 @@ from tui_composer.cli.sample import sample
 from tui_composer.cli.serve import serve
 from tui_composer.cli.train import train
 from tui_composer.plugin.host import PluginHost, load_host
+from tui_composer.services.runs import RunState
 from tui_composer.services.workspace import WorkspaceError
 
 
@@ -290,7 +291,11 @@ def runs_table(rows: list[dict[str, Any]], width: int) -> Any:
 
     def epochs(r: dict[str, Any]) -> str:
         done = str(r["epoch"] or 0)  # a finished run may stop before its plan: what it did is what counts
-        return done if r["state"] in ("finished", "ready") or not r.get("epochs") else f"{done}/{r['epochs']}"
+        return (
+            done
+            if r["state"] in (RunState.FINISHED, RunState.READY) or not r.get("epochs")
+            else f"{done}/{r['epochs']}"
+        )
 
     lines = []
     for r in rows:

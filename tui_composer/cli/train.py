@@ -21,6 +21,7 @@ from tui_composer.services.distribute import (
     gpu_memory_from,
 )
 from tui_composer.services.runlog import run_log
+from tui_composer.services.runs import RunState
 from tui_composer.services.training import (
     DEFAULT_EPOCHS,
     DEFAULT_PATIENCE,
@@ -168,7 +169,7 @@ def train(
     state = status.get("state")
     best = status.get("best_valid_loss")
     summary = f"best validation loss {best:.4f}" if isinstance(best, float) else "no validation loss"
-    if state == "stopped":
+    if state == RunState.STOPPED:
         click.echo(f"run {run.name}: stopped after epoch {status.get('epoch', 0)} ({summary}); ", nl=False)
         click.echo(f"resume with `tui-composer train --resume {run.name}`")
         sys.exit(EXIT_STOPPED)

@@ -22,7 +22,7 @@ from typing import Any
 
 from tui_composer.services.jobs import SampleOptions, TrainingRequest
 from tui_composer.services.runlog import LAUNCH_LOG_VARIABLE
-from tui_composer.services.runs import Run
+from tui_composer.services.runs import LIVE_STATES, Run
 from tui_composer.services.workspace import HOME_VARIABLE, Workspace, WorkspaceError
 
 LOGS_FOLDER = "logs"
@@ -134,7 +134,7 @@ def resume_training(workspace: Workspace, run: Run) -> Launched:
     state = run.status().get("state")
     if run.read_only:
         raise WorkspaceError(f"run {run.name!r} ships with tui-composer and is read-only; train a new run instead")
-    if state in ("starting", "training"):
+    if state in LIVE_STATES:
         raise WorkspaceError(f"run {run.name!r} is still training; stop it before resuming")
     return start_detached(workspace, ["train", "--resume", run.name], run.name, run.log_path)
 
@@ -143,7 +143,7 @@ def stop_training(run: Run) -> int:
     """Ask a run's trainer to stop (SIGINT, like Ctrl-C): it checkpoints and marks itself stopped."""
     status = run.status()
     pid = status.get("pid")
-    if status.get("state") not in ("starting", "training") or not pid:
+    if status.get("state") not in LIVE_STATES or not pid:
         raise WorkspaceError(f"run {run.name!r} is not training (state {status.get('state', 'created')})")
     try:
         os.kill(int(pid), signal.SIGINT)

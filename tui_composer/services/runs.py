@@ -27,6 +27,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,30 @@ from tui_composer.services.workspace import (
 
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
-LIVE_STATES = ("starting", "training")
-DAMAGED = "damaged"  # the state listed for a run whose config.json or status.json can't be used
+
+
+class RunState(StrEnum):
+    """The states of a run, as status.json records them (and two that are only listed). A str, so a
+    state read from JSON compares equal to its member."""
+
+    CREATED = "created"
+    STARTING = "starting"  # the trainer reads and encodes the corpus
+    TRAINING = "training"
+    FINISHED = "finished"
+    STOPPED = "stopped"  # stopped by the user or a time limit, with a checkpoint to resume from
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # listed for a live state whose process has died
+    READY = "ready"  # listed for a read-only run a plugin ships
+    DAMAGED = "damaged"  # listed for a run whose config.json or status.json can't be used
+
+    @property
+    def live(self) -> bool:
+        """Whether a trainer process owns the run now."""
+        return self in LIVE_STATES
+
+
+LIVE_STATES = frozenset({RunState.STARTING, RunState.TRAINING})
+DAMAGED = RunState.DAMAGED
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 
@@ -264,19 +287,20 @@ class Run:
         return self._checked(STATUS_FILE, STATUS_FIELDS) or {}
 
     def state(self) -> str:
-        """The state to list: `damaged` when config.json or status.json can't be used, else `status()`'s."""
+        """The state to list: `damaged` when config.json or status.json can't be used, else `status()`'s
+        (a RunState, or the text a newer version wrote)."""
         if self.damage() is not None:
             return DAMAGED
-        return str(self.status().get("state", "created"))
+        return str(self.status().get("state", RunState.CREATED))
 
     def status(self) -> dict[str, Any]:
         """The status as written, with a live state whose process has died shown as `interrupted`."""
         status = self.raw_status()
-        state = status.get("state", "created")
+        state = status.get("state", RunState.CREATED)
         if self.read_only:
-            status["state"] = "ready"
+            status["state"] = RunState.READY
         elif state in LIVE_STATES and not self.is_alive(status):
-            status["state"] = "interrupted"
+            status["state"] = RunState.INTERRUPTED
         return status
 
     def is_alive(self, status: dict[str, Any] | None = None) -> bool:
@@ -462,7 +486,7 @@ class RunStore:
             for folder in (run.checkpoints_dir, run.samples_dir):
                 folder.mkdir()
             run.write_config({**config, "name": candidate, "created": now_iso(), "versions": package_versions()})
-            run.write_status(state="created", pid=None)
+            run.write_status(state=RunState.CREATED, pid=None)
             return run
         raise WorkspaceError("could not find a free run name; pass --name")
 

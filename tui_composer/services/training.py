@@ -60,7 +60,7 @@ from tui_composer.services.distribute import (
     is_chief,
 )
 from tui_composer.services.jobs import DEFAULT_EPOCHS, DEFAULT_PATIENCE, TrainingRequest  # noqa: F401 - re-exported
-from tui_composer.services.runs import HEARTBEAT_SECONDS, Run
+from tui_composer.services.runs import HEARTBEAT_SECONDS, Run, RunState
 from tui_composer.services.workspace import (
     DamagedFile,
     DiskFullError,
@@ -606,25 +606,27 @@ def train_run(
         except StrategyError as error:
             raise TrainingError(str(error)) from None
         with stop_on_signals(stop), status.beating():
-            status.write(state="starting", pid=os.getpid(), epochs=config["epochs"], error=None)
+            status.write(state=RunState.STARTING, pid=os.getpid(), epochs=config["epochs"], error=None)
             try:
                 return _train(studio, run, config, start, report, stop, status)
             except KeyboardInterrupt:
-                status.write(state="stopped", message="interrupted without a checkpoint", eta_seconds=None)
+                status.write(state=RunState.STOPPED, message="interrupted without a checkpoint", eta_seconds=None)
                 raise
             except DiskFullError as error:
                 error.advice = f"free space and resume with `tui-composer train --resume {run.name}`"
                 with contextlib.suppress(OSError, WorkspaceError):  # the status is rewritten in place if need be
-                    status.write(state="failed", error=str(error), message=str(error), eta_seconds=None)
+                    status.write(state=RunState.FAILED, error=str(error), message=str(error), eta_seconds=None)
                 raise TrainingError(str(error)) from None
             except PluginError as error:  # plugin code raised: its traceback goes in the run's log
                 record_plugin_error(run, error)
                 with contextlib.suppress(OSError, WorkspaceError):
-                    status.write(state="failed", error=str(error)[:500], eta_seconds=None)
+                    status.write(state=RunState.FAILED, error=str(error)[:500], eta_seconds=None)
                 raise
             except BaseException as error:
                 with contextlib.suppress(OSError, WorkspaceError):
-                    status.write(state="failed", error=f"{type(error).__name__}: {error}"[:500], eta_seconds=None)
+                    status.write(
+                        state=RunState.FAILED, error=f"{type(error).__name__}: {error}"[:500], eta_seconds=None
+                    )
                 raise
 
 
@@ -758,7 +760,7 @@ def _train(
             model = mod_spec.build(config["model_params"], data, strategy)
         except StrategyError as error:  # e.g. streams that the replicas can't share evenly
             raise TrainingError(str(error)) from None
-    status.write(state="training", epoch=state.epoch, best_valid_loss=state.model_loss, **NO_PIECES)
+    status.write(state=RunState.TRAINING, epoch=state.epoch, best_valid_loss=state.model_loss, **NO_PIECES)
     if not chief:
         log(f"run {run.name!r}: a non-chief worker of a multi-worker cluster; the chief writes the model files")
 
@@ -774,7 +776,7 @@ def _train(
             and time.monotonic() + sum(epoch_seconds) / len(epoch_seconds) > deadline
         ):
             message = f"stopped at the time limit ({time_limit:g} min) after epoch {state.epoch}"
-            final = status.write(state="finished", eta_seconds=None, message=message)
+            final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
             report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
             return final
         seed_everything(epoch_seed(state.seed, state.epoch + 1))
@@ -786,7 +788,7 @@ def _train(
         if stop.is_set():
             if chief:
                 save_model(model, run.checkpoints_dir / "interrupted.keras")
-            final = status.write(state="stopped", eta_seconds=None, message="stopped; resume with --resume")
+            final = status.write(state=RunState.STOPPED, eta_seconds=None, message="stopped; resume with --resume")
             report(Progress(phase="stopped", epoch=state.epoch, epochs=epochs))
             return final
         evaluation = model.evaluate(valid) if valid else None
@@ -830,10 +832,10 @@ def _train(
         report(Progress(phase="epoch", epoch=state.epoch, epochs=epochs, record=record))
         if state.bad_epochs >= patience:
             message = f"stopped early: no better validation loss for {patience} epochs (best: epoch {state.best_epoch})"
-            final = status.write(state="finished", eta_seconds=None, message=message)
+            final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
             report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
             return final
-    final = status.write(state="finished", eta_seconds=None, message=f"trained {epochs} epochs")
+    final = status.write(state=RunState.FINISHED, eta_seconds=None, message=f"trained {epochs} epochs")
     report(Progress(phase="finished", epoch=state.epoch, epochs=epochs))
     return final
 

@@ -18,15 +18,15 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from tui_composer.services.launcher import Launched
+from tui_composer.services.runs import LIVE_STATES, RunState
 from tui_composer.services.studio import Studio
 from tui_composer.services.workspace import WorkspaceError
-from tui_composer.tui.runwatch import RunRow
+from tui_composer.tui.runwatch import LAUNCHING, RunRow
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.corpora import CorporaScreen
 from tui_composer.tui.screens.help import HelpScreen
 from tui_composer.tui.widgets.nav_bar import SCREENS, NavBar
 
-LIVE = ("starting", "training")
 STATE_WATCH_SECONDS = 2.0
 
 
@@ -90,7 +90,7 @@ class ComposerApp(App[None]):
     def _live_runs(self) -> list[str]:
         try:
             # Run.state(): a damaged run is listed as `damaged`, and never keeps the app from opening.
-            return [r.name for r in self.studio.runs.list() if r.state() in LIVE]
+            return [r.name for r in self.studio.runs.list() if r.state() in LIVE_STATES]
         except (WorkspaceError, OSError):  # the runs folder itself can't be read
             return []
 
@@ -111,7 +111,7 @@ class ComposerApp(App[None]):
             if name in existing:
                 continue
             code = launched.exit_code()
-            state = "launching" if code is None else f"failed ({code})"
+            state = LAUNCHING if code is None else f"failed ({code})"
             rows.append(RunRow(name, state, 0, None, None, "", "", "", "", False))
         return rows
 
@@ -130,12 +130,12 @@ class ComposerApp(App[None]):
     def _states_changed(self, states: dict[str, str]) -> None:
         for name, state in states.items():
             before = self._states.get(name)
-            if before in LIVE and state not in LIVE:
-                done = state in ("finished", "stopped", "stopped_early")
+            if before in LIVE_STATES and state not in LIVE_STATES:
+                done = state in (RunState.FINISHED, RunState.STOPPED)
                 severity: SeverityLevel = "information" if done else "error"
                 self.notify(f"Run {name} is {state}", severity=severity, timeout=8)
         self._states = states
-        self.training_count = sum(1 for s in states.values() if s in LIVE)
+        self.training_count = sum(1 for s in states.values() if s in LIVE_STATES)
         for nav in self.screen.query(NavBar):
             nav.training = self.training_count
 
@@ -182,7 +182,7 @@ class ComposerApp(App[None]):
         await self.screen.run_action(action)
 
     async def action_quit(self) -> None:
-        live = [name for name, state in self._states.items() if state in LIVE]
+        live = [name for name, state in self._states.items() if state in LIVE_STATES]
         message = None
         if live:
             message = (

@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from tui_composer.services.launcher import LOGS_FOLDER
-from tui_composer.services.runs import DAMAGED, LIVE_STATES, Run, RunStore
+from tui_composer.services.runs import DAMAGED, LIVE_STATES, Run, RunState, RunStore
 from tui_composer.services.workspace import WorkspaceError
 
 # Batch points kept per curve: the chart is at most a screen wide, so older detail is thinned out.
 MAX_TRAIN_POINTS = 2000
 # A run done training: finished, or shipped with the package (`ready`). Either may have stopped before
 # its planned epochs (a time limit, early stopping): done is done, whatever the plan said.
-DONE_STATES = ("finished", "ready")
+DONE_STATES = frozenset({RunState.FINISHED, RunState.READY})
+# States whose detail shows the log's tail: what went wrong, or what a starting trainer is doing.
+# Shown from a launch until the trainer writes its first state (a TUI-only state, never in status.json).
+LAUNCHING = "launching"
+LOG_WORTHY = frozenset({RunState.FAILED, RunState.INTERRUPTED, RunState.CREATED, RunState.STARTING})
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ class RunWatcher:
         if state in LIVE_STATES:
             ours = tail.eta_seconds(epochs) if epochs else None
             detail.eta_seconds = ours if ours is not None else _number(status.get("eta_seconds"))
-        if state in ("failed", "interrupted", "created", "starting") or detail.error:
+        if state in LOG_WORTHY or detail.error:
             detail.log = _log_tail(run, self.runs.workspace.root / LOGS_FOLDER / f"{name}.log")
         return detail
 

@@ -16,9 +16,18 @@ from textual.events import ScreenResume
 from textual.widgets import DataTable, ProgressBar, Static
 
 from tui_composer.services.launcher import resume_training, stop_training
+from tui_composer.services.runs import LIVE_STATES, RunState
 from tui_composer.services.workspace import WorkspaceError
 from tui_composer.tui.messages import RunsPolled, TrainingLaunched
-from tui_composer.tui.runwatch import DONE_STATES, RunDetail, RunRow, RunWatcher, _short_time, format_duration
+from tui_composer.tui.runwatch import (
+    DONE_STATES,
+    LAUNCHING,
+    RunDetail,
+    RunRow,
+    RunWatcher,
+    _short_time,
+    format_duration,
+)
 from tui_composer.tui.screens.base import ComposerScreen
 from tui_composer.tui.screens.dialogs import ConfirmDialog
 from tui_composer.tui.screens.run_log import RunLogScreen
@@ -27,7 +36,6 @@ from tui_composer.tui.widgets.loss_chart import LossChart
 from tui_composer.tui.widgets.row_table import Column, RowTable
 
 POLL_SECONDS = 0.5
-LIVE = ("starting", "training")
 
 
 def _loss(value: float | None) -> str:
@@ -139,7 +147,7 @@ class RunsScreen(ComposerScreen):
             self.selected = table.selected_key or ""
         if message.detail is not None and message.detail.name == self.selected:
             self._show_detail(message.detail)
-        elif self.selected in self.rows and self.rows[self.selected].state == "launching":
+        elif self.selected in self.rows and self.rows[self.selected].state == LAUNCHING:
             self._show_launching(self.rows[self.selected])
 
     def _cells(self, row: RunRow) -> dict[str, Any]:
@@ -183,10 +191,10 @@ class RunsScreen(ComposerScreen):
     def _show_detail(self, detail: RunDetail) -> None:
         parts = [detail.name, detail.state]
         # Before its first epoch a run reads and encodes its corpus: minutes for a big one the first time.
-        reading = detail.state == "starting" and detail.pieces_total > 0
+        reading = detail.state == RunState.STARTING and detail.pieces_total > 0
         if reading:
             parts.append(f"{detail.pieces_phase} {detail.pieces_done}/{detail.pieces_total} pieces")
-        elif detail.state in LIVE and detail.epochs:
+        elif detail.state in LIVE_STATES and detail.epochs:
             parts.append(f"epoch {min(detail.epochs_done + 1, detail.epochs)}/{detail.epochs}")
             if detail.batches:
                 parts.append(f"batch {detail.batch}/{detail.batches}")
@@ -211,14 +219,14 @@ class RunsScreen(ComposerScreen):
         self._text("#run-about", self._about(row) if row else "")
         self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs)
         hint = ""
-        if detail.state == "interrupted":
+        if detail.state == RunState.INTERRUPTED:
             hint = "Its process is gone: press r to resume from the last checkpoint."
-        elif detail.state == "stopped":
+        elif detail.state == RunState.STOPPED:
             hint = "Stopped: press r to resume."
-        elif detail.state == "failed":
+        elif detail.state == RunState.FAILED:
             hint = "Failed (l: the whole log):"
         # The trainer's own message, unless it only repeats the hint (e.g. "stopped; resume with --resume").
-        message = detail.message if detail.state not in ("training", "stopped") else ""
+        message = detail.message if detail.state not in (RunState.TRAINING, RunState.STOPPED) else ""
         lines = [hint, message, detail.error, detail.log]
         self._show_log("\n".join(line for line in lines if line))
 
@@ -295,7 +303,7 @@ class RunsScreen(ComposerScreen):
         if row.read_only:
             self.notify(f"{name} ships with tui-composer and can't be deleted", severity="warning")
             return
-        if row.state in LIVE:
+        if row.state in LIVE_STATES:
             self.notify(f"{name} is training; stop it (s) before deleting it", severity="warning")
             return
 
