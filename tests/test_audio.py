@@ -219,21 +219,22 @@ def test_rendering_without_the_synthesizer_says_what_to_install(monkeypatch: pyt
 
 @needs_rendering
 def test_a_sample_exported_from_the_tui_gets_its_wav(tmp_path: Path) -> None:
-    from tui_composer.tui.screens.samples import Sample, export_audio, export_samples
+    from tui_composer.services.sample_files import Sample
+    from tui_composer.tui.screens.samples import export_audio, export_samples
 
     made = tmp_path / "run"
     made.mkdir()
     write_midi(made / "001.mid", SCALE[:4])
     (made / "001.abc").write_text("X:1\nL:1/8\nK:C\nCDEF|\n")
     sample = Sample.from_json(
-        1, {"number": 1, "abc": "X:1", "abc_path": str(made / "001.abc"), "midi_path": str(made / "001.mid")}
+        {"number": 1, "abc": "X:1", "abc_path": str(made / "001.abc"), "midi_path": str(made / "001.mid")}
     )
     assert export_samples([sample], tmp_path / "out") == [tmp_path / "out" / "001.abc", tmp_path / "out" / "001.mid"]
     written, problems = export_audio([sample], tmp_path / "out")
     assert written == [tmp_path / "out" / "001.wav"] and problems == []
     assert (made / "001.wav").is_file()  # rendered beside its MIDI, kept for the next export
     assert len(wav_samples(written[0])[0]) == round(mido.MidiFile(made / "001.mid").length * audio.RENDER_RATE)
-    again = Sample.from_json(1, {"abc_path": str(made / "001.abc"), "audio_path": str(made / "001.wav")})
+    again = Sample.from_json({"number": 1, "abc_path": str(made / "001.abc"), "audio_path": str(made / "001.wav")})
     assert again.audio_path == made / "001.wav"
 
 
@@ -336,8 +337,9 @@ def test_the_cqt_option_hears_chords(tmp_path: Path) -> None:
 def test_under_serve_export_delivers_the_files_to_the_browser(studio: Studio, tmp_path: Path) -> None:
     import asyncio
 
+    from tui_composer.services.sample_files import Sample
     from tui_composer.tui.app import ComposerApp
-    from tui_composer.tui.screens.samples import Sample, SamplesScreen
+    from tui_composer.tui.screens.samples import SamplesScreen
 
     delivered: list[tuple[Path, str]] = []
 
@@ -356,7 +358,7 @@ def test_under_serve_export_delivers_the_files_to_the_browser(studio: Studio, tm
 
     write_midi(tmp_path / "001.mid", SCALE[:3])
     (tmp_path / "001.abc").write_text("X:1\nL:1/8\nK:C\nCDE|\n")
-    sample = Sample(1, "one", "X:1\nL:1/8\nK:C\nCDE|\n", tmp_path / "001.abc", tmp_path / "001.mid", "")
+    sample = Sample(1, abc="X:1\nL:1/8\nK:C\nCDE|\n", abc_path=tmp_path / "001.abc", midi_path=tmp_path / "001.mid")
 
     async def export() -> None:
         app = ServedApp(studio)

@@ -11,9 +11,10 @@ from textual.app import App, ComposeResult
 from tui_composer.music.notes import Note
 from tui_composer.services.jobs import SampleOptions, TrainingRequest
 from tui_composer.services.launcher import constrained_by_default, constraint_flags, train_arguments
+from tui_composer.services.sample_files import Sample
 from tui_composer.tui.notes import NotesUnavailable, notes_of_abc
 from tui_composer.tui.runwatch import MetricsTail
-from tui_composer.tui.screens.samples import Sample, export_samples, verdict
+from tui_composer.tui.screens.samples import export_samples, verdict
 from tui_composer.tui.widgets.loss_chart import LossChart
 from tui_composer.tui.widgets.piano_roll import PianoRoll, pitch_name, time_step
 
@@ -139,8 +140,8 @@ def test_export_copies_files_and_writes_text_only_samples(tmp_path: Path) -> Non
     (made / "001.abc").write_text("X:1\nK:C\nCDE|\n")
     (made / "001.mid").write_bytes(b"MThd")
     samples = [
-        Sample(1, "one", "X:1\nK:C\nCDE|\n", made / "001.abc", made / "001.mid", ""),
-        Sample(2, "two", "X:2\nK:C\nzz|\n", None, None, "could not be written as MIDI"),
+        Sample(1, abc="X:1\nK:C\nCDE|\n", abc_path=made / "001.abc", midi_path=made / "001.mid"),
+        Sample(2, abc="X:2\nK:C\nzz|\n", error="could not be written as MIDI"),
     ]
     written = export_samples(samples, tmp_path / "out" / "deep")
     assert sorted(p.name for p in written) == ["001.abc", "001.mid", "sample-002.abc"]
@@ -155,3 +156,21 @@ def test_notes_come_from_the_helper_process_with_reasons_for_bad_tunes() -> None
     ]  # fmt: skip
     with pytest.raises(NotesUnavailable, match="does not parse"):
         notes_of_abc("X:1\nK:C\nCDE|\n")  # no L: and no M:, music21 refuses the note lengths
+
+
+def test_the_samples_screen_uses_the_sampling_services_record_and_defaults(tmp_path: Path) -> None:
+    """One Sample type for the CLI, the worker and the TUI, and the form starts from `sample`'s defaults
+    (the screen had its own Sample and other defaults: 4 samples of 500 steps against 10 of 1000)."""
+    from tui_composer.services import jobs, sample_files
+    from tui_composer.tui.screens import samples
+
+    assert samples.Sample is sample_files.Sample
+    defaults = {option.name: option.default for option in samples.OPTIONS}
+    cli = jobs.SampleOptions()
+    assert defaults == {"n": cli.n, "temperature": cli.temperature, "seed": cli.seed, "max_length": cli.max_length}
+    assert {option.name: option.max for option in samples.OPTIONS}["max_length"] == jobs.MAX_LENGTH
+    written = Sample(7, length=40, abc="X:7\nT:Jig\nK:G\nGAB|\n", abc_path=tmp_path / "007.abc")
+    back = Sample.from_json(written.to_json())
+    assert back == written and back.title == "Jig" and back.name == "007"
+    raw = Sample(8, abc="%% could not be written\n", text_path=tmp_path / "008.txt", error="could not be written")
+    assert raw.title == "sample 008" and raw.text_file == tmp_path / "008.txt"

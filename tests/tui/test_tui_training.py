@@ -165,7 +165,7 @@ async def test_generate_copy_and_export_samples(trained_run: Studio, tmp_path: P
         table = screen.query_one("#samples", DataTable)
         # Each sample gets `tui-composer check`'s verdict (parses, MIDI, bars, copies) in the table.
         await wait_for(pilot, lambda: table.get_row("1")[2] != "checking…", 120, "the samples' verdicts")
-        verdicts = [str(table.get_row(str(s.index))[2]) for s in screen.samples]
+        verdicts = [str(table.get_row(str(s.number))[2]) for s in screen.samples]
         assert all(v.startswith(("plays", "no MIDI", "bars off meter", "does not parse")) for v in verdicts), verdicts
         table.focus()
         await pilot.press("down", "c")  # copy the second sample's ABC (OSC 52 in a real terminal)

@@ -51,6 +51,19 @@ class TrainingRequest:
         return args
 
 
+# Caps on one sampling command. A model holds every sample of its batch at once, so memory grows with
+# n x max_length; past these a machine runs out of memory (std::bad_alloc) instead of refusing. Each can
+# be raised with its environment variable (read by the sampling service).
+MAX_SAMPLES = 1000
+MAX_LENGTH = 20_000
+MAX_STEPS = 2_000_000  # n x max_length: 1,000 samples of 2,000 steps, or 100 of 20,000
+CAP_VARIABLES = {
+    "samples": "TUI_COMPOSER_MAX_SAMPLES",
+    "length": "TUI_COMPOSER_MAX_LENGTH",
+    "steps": "TUI_COMPOSER_MAX_SAMPLE_STEPS",
+}
+
+
 @dataclass(frozen=True)
 class SampleOptions:
     """What `tui-composer sample` asks for."""

@@ -57,6 +57,94 @@ class SampleFiles:
         return text
 
 
+@dataclass
+class Sample:
+    """One generated piece and where it was written; `error` says why a conversion failed.
+
+    The sampling service fills it in as it writes the files; `sample --json` and the TUI's sampling
+    worker send it as `to_json()`, and the TUI reads it back with `from_json` or from the files on disk
+    with `from_files`.
+    """
+
+    number: int  # its files are NNN.abc, NNN.mid...
+    length: int = 0  # tokens or frames (0 when read back from files)
+    abc: str | None = None
+    abc_path: Path | None = None
+    midi_path: Path | None = None
+    text_path: Path | None = None  # the raw text, kept when it could not be written as ABC
+    error: str | None = None
+    audio_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def name(self) -> str:
+        return f"{self.number:03d}"
+
+    @property
+    def title(self) -> str:
+        """The tune's `T:` line, else `sample NNN`."""
+        raw = self.abc_path is None and self.text_path is not None  # the model's raw text: no header to trust
+        lines = [] if raw else (self.abc or "").splitlines()
+        title = next((line[2:].strip() for line in lines if line.startswith("T:")), "")
+        return title or f"sample {self.name}"
+
+    @property
+    def text_file(self) -> Path | None:
+        """The file that holds its text: the .abc, or the .txt of one that could not be written as ABC."""
+        return self.abc_path or self.text_path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "length": self.length,
+            "ok": self.ok,
+            "abc": self.abc,
+            "abc_path": str(self.abc_path) if self.abc_path else None,
+            "midi_path": str(self.midi_path) if self.midi_path else None,
+            "text_path": str(self.text_path) if self.text_path else None,
+            "audio_path": str(self.audio_path) if self.audio_path else None,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sample:
+        """A sample as `to_json` wrote it (the worker's reply, `sample --json`)."""
+
+        def path(key: str) -> Path | None:
+            return Path(data[key]) if data.get(key) else None
+
+        return cls(
+            number=int(data.get("number") or 0),
+            length=int(data.get("length") or 0),
+            abc=data.get("abc"),
+            abc_path=path("abc_path"),
+            midi_path=path("midi_path"),
+            text_path=path("text_path"),
+            error=str(data["error"]) if data.get("error") else None,
+            audio_path=path("audio_path"),
+        )
+
+    @classmethod
+    def from_files(cls, files: SampleFiles) -> Sample:
+        """A sample found on disk (written by the CLI or an earlier session)."""
+        text = files.read_text()
+        error = None
+        if files.abc_path is None:  # NNN.txt: its first line says why it isn't ABC
+            error = text.splitlines()[0].lstrip("% ") if text else "could not be written as ABC"
+        return cls(
+            number=files.number,
+            abc=text,
+            abc_path=files.abc_path,
+            midi_path=files.midi_path,
+            text_path=files.text_path,
+            error=error,
+            audio_path=files.audio_path,
+        )
+
+
 def list_sample_files(folder: Path, limit: int = MAX_LISTED) -> tuple[list[SampleFiles], int]:
     """The newest `limit` samples of a folder in number order, and how many it holds in all."""
     found: dict[int, dict[str, Path]] = {}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +26,12 @@ import numpy as np
 
 from tui_composer.plugin.contract import DataSpec, EncodeError, Encoder, SampleRequest, TokenConstraint
 from tui_composer.plugin.specs import PluginError
-from tui_composer.services.jobs import SampleOptions  # re-exported: requests live in jobs, which the TUI may import
+
+# re-exported: requests and their caps live in jobs, which the TUI may import
+from tui_composer.services.jobs import CAP_VARIABLES, MAX_LENGTH, MAX_SAMPLES, MAX_STEPS, SampleOptions
 from tui_composer.services.parallel import call_bounded
 from tui_composer.services.runs import Run
+from tui_composer.services.sample_files import Sample  # re-exported: the TUI reads it without this module
 from tui_composer.services.training import (
     check_seed,
     encoder_spec,
@@ -49,37 +51,6 @@ SAMPLES_FOLDER = "samples"
 
 class SamplingError(Exception):
     """A sampling that can't run; the message names the run or the option and what to do."""
-
-
-@dataclass
-class Sample:
-    """One generated piece and where it was written; `error` says why a conversion failed."""
-
-    number: int
-    length: int  # tokens or frames
-    abc: str | None = None
-    abc_path: Path | None = None
-    midi_path: Path | None = None
-    text_path: Path | None = None
-    error: str | None = None
-    audio_path: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "length": self.length,
-            "ok": self.ok,
-            "abc": self.abc,
-            "abc_path": str(self.abc_path) if self.abc_path else None,
-            "midi_path": str(self.midi_path) if self.midi_path else None,
-            "text_path": str(self.text_path) if self.text_path else None,
-            "audio_path": str(self.audio_path) if self.audio_path else None,
-            "error": self.error,
-        }
 
 
 def output_folder(studio: Studio, run: Run, out: Path | None) -> Path:
@@ -157,18 +128,6 @@ def sampling_constraint(encoder: Encoder, options: SampleOptions) -> TokenConstr
             "TokenConstraint; subclass tui_composer.api.TokenConstraint (or sample with --no-constrain)"
         )
     return constraint.bounded(options.max_length)
-
-
-# Caps on one sampling command. A model holds every sample of its batch at once, so memory grows with
-# n x max_length; past these a machine runs out of memory (std::bad_alloc) instead of refusing.
-MAX_SAMPLES = 1000
-MAX_LENGTH = 20_000
-MAX_STEPS = 2_000_000  # n x max_length: 1,000 samples of 2,000 steps, or 100 of 20,000
-CAP_VARIABLES = {
-    "samples": "TUI_COMPOSER_MAX_SAMPLES",
-    "length": "TUI_COMPOSER_MAX_LENGTH",
-    "steps": "TUI_COMPOSER_MAX_SAMPLE_STEPS",
-}
 
 
 def sampling_cap(which: str, default: int) -> int:
@@ -296,6 +255,12 @@ def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int)
     Every file is written atomically: a full disk raises DiskFullError naming the file and leaves no
     empty or partial file (nor this sample's MIDI without its ABC).
     """
+    return write_sample_and_score(encoder, array, folder, number)[0]
+
+
+def write_sample_and_score(encoder: Encoder, array: np.ndarray, folder: Path, number: int) -> tuple[Sample, Any]:
+    """`write_sample`, and the Score the sample was decoded to (None if none), so a check can reuse it
+    instead of parsing the ABC again."""
     from tui_composer.music.export import score_to_midi
     from tui_composer.services.workspace import DiskFullError, write_atomic
 
@@ -308,7 +273,7 @@ def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int)
             sample.error = f"could not be written as ABC: {outcome.error}"
             sample.text_path = folder / f"{name}.txt"
             write_atomic(sample.text_path, f"% {sample.error}\n{raw_text(encoder, array)}\n")
-            return sample
+            return sample, None
         abc, score, reason = outcome.value
         sample.abc = abc
         sample.abc_path = folder / f"{name}.abc"
@@ -331,7 +296,7 @@ def write_sample(encoder: Encoder, array: np.ndarray, folder: Path, number: int)
     except DiskFullError as error:
         error.advice = advice
         raise
-    return sample
+    return sample, score
 
 
 def _abc_and_score(item: tuple[Encoder, np.ndarray]) -> tuple[str, Any, str]:

@@ -15,7 +15,6 @@ files are delivered to the browser instead (Textual's App.deliver_binary).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,9 @@ from textual.events import ScreenResume
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from tui_composer.plugin.params import Param, ParamError
+from tui_composer.services.jobs import MAX_LENGTH, MAX_SAMPLES, SampleOptions
 from tui_composer.services.launcher import constrained_by_default
-from tui_composer.services.sample_files import SampleFiles, list_sample_files, samples_folder, verdict_line
+from tui_composer.services.sample_files import Sample, list_sample_files, samples_folder, verdict_line
 from tui_composer.services.workspace import WorkspaceError
 from tui_composer.tui.messages import NotesParsed, SamplerReplied, SamplesListed
 from tui_composer.tui.notes import NotesUnavailable, notes_of_abc, notes_of_file
@@ -38,74 +38,16 @@ from tui_composer.tui.screens.dialogs import ExportDialog
 from tui_composer.tui.widgets.param_form import ParamValidator
 from tui_composer.tui.widgets.piano_roll import PianoRoll
 
-# The sampling options, checked as typed like any hyperparameter.
+# The sampling options, checked as typed like any hyperparameter, with `tui-composer sample`'s defaults.
+DEFAULTS = SampleOptions()
 OPTIONS = (
-    Param("n", int, 4, "how many samples", min=1, max=1000),
-    Param("temperature", float, 1.0, "sampling temperature", min=0.01, max=10.0),
-    Param("seed", int, 0, "random seed: the same seed gives the same samples", min=0),
-    Param("max_length", int, 500, "tokens or frames per sample", min=1, max=100_000),
+    Param("n", int, DEFAULTS.n, "how many samples", min=1, max=MAX_SAMPLES),
+    Param("temperature", float, DEFAULTS.temperature, "sampling temperature", min=0.01, max=10.0),
+    Param("seed", int, DEFAULTS.seed, "random seed: the same seed gives the same samples", min=0),
+    Param("max_length", int, DEFAULTS.max_length, "tokens or frames per sample", min=1, max=MAX_LENGTH),
 )
 CHECKING = "checking…"
 PREPARE_AFTER_SECONDS = 1.0  # on the screen this long with a run chosen: its model loads in the worker
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One sample of a run: its number (its files are NNN.abc, NNN.mid...), text and files."""
-
-    index: int  # the sample's own number, as in its file names
-    title: str
-    abc: str
-    abc_path: Path | None
-    midi_path: Path | None
-    error: str
-    audio_path: Path | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.index:03d}"
-
-    @classmethod
-    def from_json(cls, index: int, data: dict[str, Any]) -> Sample:
-        """A sample as the worker (and `sample --json`) reports it."""
-
-        def path(key: str) -> Path | None:
-            return Path(data[key]) if data.get(key) else None
-
-        number = int(data.get("number", index))
-        abc = data.get("abc") or ""
-        return cls(
-            index=number,
-            title=title_of(abc, number),
-            abc=abc,
-            # A sample that didn't convert is kept as text (text_path) with the reason.
-            abc_path=path("abc_path") or path("text_path"),
-            midi_path=path("midi_path"),
-            error=str(data.get("error") or ""),
-            audio_path=path("audio_path"),
-        )
-
-    @classmethod
-    def from_files(cls, files: SampleFiles) -> Sample:
-        """A sample found on disk (written by the CLI or an earlier session)."""
-        text = files.read_text()
-        error = ""
-        if files.abc_path is None:  # NNN.txt: the first line says why it isn't ABC
-            error = text.splitlines()[0].lstrip("% ") if text else "could not be written as ABC"
-        return cls(
-            index=files.number,
-            title=title_of(text if files.abc_path else "", files.number),
-            abc=text,
-            abc_path=files.abc_path or files.text_path,
-            midi_path=files.midi_path,
-            error=error,
-            audio_path=files.audio_path,
-        )
-
-
-def title_of(abc: str, number: int) -> str:
-    title = next((line[2:].strip() for line in abc.splitlines() if line.startswith("T:")), "")
-    return title or f"sample {number:03d}"
 
 
 def verdict(check: dict[str, Any]) -> str:
@@ -271,11 +213,11 @@ class SamplesScreen(ComposerScreen):
     def on_samples_listed(self, message: SamplesListed) -> None:
         if message.run != self.run_shown:
             return  # listed for a run no longer shown
-        known = {s.index for s in self.samples}  # new ones a generation added meanwhile stay
-        listed = [s for s in message.samples if s.index not in known]
-        self.samples = sorted([*self.samples, *listed], key=lambda s: s.index)
+        known = {s.number for s in self.samples}  # new ones a generation added meanwhile stay
+        listed = [s for s in message.samples if s.number not in known]
+        self.samples = sorted([*self.samples, *listed], key=lambda s: s.number)
         for sample in listed:
-            self.verdicts[sample.index] = sample.error or CHECKING
+            self.verdicts[sample.number] = sample.error or CHECKING
         if listed:
             self._rebuild_table()
         if len(message.samples) < message.total:
@@ -288,8 +230,8 @@ class SamplesScreen(ComposerScreen):
     def _point_at(self, sample: Sample) -> None:
         """The cursor on a sample, and the sample shown."""
         table = self.query_one("#samples", DataTable)
-        if str(sample.index) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(sample.index)))
+        if str(sample.number) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(sample.number)))
             self._show(sample)
 
     def _rebuild_table(self) -> None:
@@ -298,13 +240,13 @@ class SamplesScreen(ComposerScreen):
         on = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
         for sample in self.samples:
-            table.add_row(sample.name, sample.title, self.verdicts.get(sample.index, ""), key=str(sample.index))
+            table.add_row(sample.name, sample.title, self.verdicts.get(sample.number, ""), key=str(sample.number))
         if on is not None and on in table.rows:
             table.move_cursor(row=table.get_row_index(on))
 
     def _check_listed(self, samples: list[Sample]) -> None:
         """Check the listed samples (the worker remembers the files it checked: a second look is instant)."""
-        wanted = [(s.index, s.abc_path) for s in samples if s.abc_path is not None]
+        wanted = [(s.number, s.text_file) for s in samples if s.text_file is not None]
         if not wanted:
             return
         if self._generation is not None:
@@ -410,7 +352,7 @@ class SamplesScreen(ComposerScreen):
             if generation or checks or (preparing and shown and self._generation is None):
                 self._status(progress_line(reply))
         elif kind == "sample" and shown:
-            self._add_sample(Sample.from_json(0, reply.get("sample") or {}), checking=generation)
+            self._add_sample(Sample.from_json(reply.get("sample") or {}), checking=generation)
         elif kind == "check" and shown:
             number = int(reply.get("number", 0))
             self._pending.pop(number, None)
@@ -419,23 +361,23 @@ class SamplesScreen(ComposerScreen):
             self._job_ended(message, generation)
 
     def _add_sample(self, sample: Sample, checking: bool) -> None:
-        if any(s.index == sample.index for s in self.samples):
+        if any(s.number == sample.number for s in self.samples):
             return
         self._written += 1
         self.samples.append(sample)
-        self.samples.sort(key=lambda s: s.index)
+        self.samples.sort(key=lambda s: s.number)
         table = self.query_one("#samples", DataTable)
-        self.verdicts[sample.index] = CHECKING if checking else (sample.error or "not checked")
+        self.verdicts[sample.number] = CHECKING if checking else (sample.error or "not checked")
         if checking and self._generation is not None:
-            self._pending[sample.index] = self._generation[0]
+            self._pending[sample.number] = self._generation[0]
         if self.samples[-1] is sample:
-            table.add_row(sample.name, sample.title, self.verdicts[sample.index], key=str(sample.index))
+            table.add_row(sample.name, sample.title, self.verdicts[sample.number], key=str(sample.number))
         else:
             self._rebuild_table()
         if self._first_new:  # the generation's first sample is shown as it arrives
             self._first_new = False
             table.focus()
-            table.move_cursor(row=table.get_row_index(str(sample.index)))
+            table.move_cursor(row=table.get_row_index(str(sample.number)))
             self._show(sample)
 
     def _job_ended(self, message: SamplerReplied, generation: bool) -> None:
@@ -460,7 +402,7 @@ class SamplesScreen(ComposerScreen):
             self._generation = None
             self.refresh_bindings()
             self._status(generation_summary(message.run, self._written, reply, error, message.run == self.run_shown))
-            waiting = [s for s in self.samples if self.verdicts.get(s.index, "").startswith("waiting")]
+            waiting = [s for s in self.samples if self.verdicts.get(s.number, "").startswith("waiting")]
             self._check_listed(waiting)
         elif self._checks is not None and message.job == self._checks[0]:
             self._checks = None
@@ -484,17 +426,17 @@ class SamplesScreen(ComposerScreen):
             self._show(sample)
 
     def _sample(self, index: str) -> Sample | None:
-        return next((s for s in self.samples if str(s.index) == index), None)
+        return next((s for s in self.samples if str(s.number) == index), None)
 
     def _show(self, sample: Sample) -> None:
-        if self._previewing == str(sample.index):
+        if self._previewing == str(sample.number):
             return  # already shown (highlighting the row it is on again)
-        text = sample.abc.strip() or "(no ABC text)"
+        text = (sample.abc or "").strip() or "(no ABC text)"
         if sample.error:
             text = f"{sample.error}\n\n{text}"
         self.query_one("#sample-abc", Static).update(text)
         self.query_one("#sample-roll", PianoRoll).show_message("parsing…")
-        self._previewing = str(sample.index)
+        self._previewing = str(sample.number)
         self._parse(sample)
 
     @work(thread=True, exclusive=True, group="preview")
@@ -503,11 +445,11 @@ class SamplesScreen(ComposerScreen):
             if sample.midi_path is not None and sample.midi_path.is_file():
                 notes = notes_of_file(sample.midi_path)
             else:
-                notes = notes_of_abc(sample.abc)
+                notes = notes_of_abc(sample.abc or "")
         except NotesUnavailable as error:  # a sample that won't parse shows why
-            self.post_message(NotesParsed(str(sample.index), error=str(error)))
+            self.post_message(NotesParsed(str(sample.number), error=str(error)))
             return
-        self.post_message(NotesParsed(str(sample.index), notes))
+        self.post_message(NotesParsed(str(sample.number), notes))
 
     def on_notes_parsed(self, message: NotesParsed) -> None:
         if message.target != self._previewing:
@@ -532,8 +474,8 @@ class SamplesScreen(ComposerScreen):
         if sample is None:
             return
         # OSC 52: the terminal (also at the far end of an SSH connection) puts it on the clipboard.
-        self.app.copy_to_clipboard(sample.abc)
-        self.notify(f"Copied the ABC of sample {sample.name} ({len(sample.abc)} characters)")
+        self.app.copy_to_clipboard(sample.abc or "")
+        self.notify(f"Copied the ABC of sample {sample.name} ({len(sample.abc or '')} characters)")
 
     def action_export(self) -> None:
         sample = self.selected_sample()
@@ -586,7 +528,7 @@ class SamplesScreen(ComposerScreen):
         for sample in samples:
             wav, problem = sample_audio(sample)
             problems += [problem] if problem else []
-            for path in (sample.abc_path, sample.midi_path, wav):
+            for path in (sample.text_file, sample.midi_path, wav):
                 if path is not None and path.is_file():
                     mime = MIME_TYPES.get(path.suffix, "application/octet-stream")
                     self.app.call_from_thread(self.app.deliver_binary, path, save_filename=path.name, mime_type=mime)
@@ -629,13 +571,13 @@ def sample_audio(sample: Sample) -> tuple[Path | None, str | None]:
     if has_audio(sample):
         return sample.audio_path, None
     if sample.midi_path is None or not sample.midi_path.is_file():
-        return None, f"sample {sample.index} has no MIDI to play"
+        return None, f"sample {sample.number} has no MIDI to play"
     from tui_composer.music.audio import AudioError, render_wav
 
     try:
         return render_wav(sample.midi_path, sample.midi_path.with_suffix(".wav")), None
     except (AudioError, OSError) as error:
-        return None, f"sample {sample.index}: {error}"
+        return None, f"sample {sample.number}: {error}"
 
 
 def export_audio(samples: list[Sample], folder: Path) -> tuple[list[Path], list[str]]:
@@ -646,7 +588,7 @@ def export_audio(samples: list[Sample], folder: Path) -> tuple[list[Path], list[
     for sample in samples:
         wav, problem = sample_audio(sample)
         if wav is None:
-            problems.append(problem or f"sample {sample.index} has no audio")
+            problems.append(problem or f"sample {sample.number} has no audio")
             continue
         target = folder / wav.name
         if target.resolve() != wav.resolve():
@@ -660,13 +602,13 @@ def export_samples(samples: list[Sample], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for sample in samples:
-        sources = [p for p in (sample.abc_path, sample.midi_path, sample.audio_path) if p is not None and p.is_file()]
+        sources = [p for p in (sample.text_file, sample.midi_path, sample.audio_path) if p is not None and p.is_file()]
         for source in sources:
             target = folder / source.name
             shutil.copyfile(source, target)
             written.append(target)
-        if sample.abc_path is None or not sample.abc_path.is_file():
-            target = folder / f"sample-{sample.index:03d}.abc"
-            target.write_text(sample.abc, encoding="utf-8")
+        if sample.text_file is None or not sample.text_file.is_file():
+            target = folder / f"sample-{sample.number:03d}.abc"
+            target.write_text(sample.abc or "", encoding="utf-8")
             written.append(target)
     return written
