@@ -86,8 +86,12 @@ def test_checks_reply_per_sample_and_every_job_ends_once(tui_studio: Studio) -> 
 ANY_KIND_MESSAGE = "the sampling worker does not know requests of kind 'shuffle'"
 
 
+# Enough checks to outlast the cancels below (a check takes some 30 ms since MIDI is written without music21's writer)
+LONG_JOB = 300
+
+
 def test_a_cancelled_job_still_waiting_is_answered_at_once(tui_studio: Studio) -> None:
-    files = samples_on_disk(tui_studio, 60)
+    files = samples_on_disk(tui_studio, LONG_JOB)
     worker = Worker(tui_studio)
     try:
         worker.send(id=1, kind="check", run="jig-lstm", files=files)  # seconds of work
@@ -101,7 +105,7 @@ def test_a_cancelled_job_still_waiting_is_answered_at_once(tui_studio: Studio) -
         assert first[-1]["cancelled"] is True and first[-1]["unchecked"], first[-1]
         checked = {r["number"] for r in first if r["kind"] == "check"}
         assert checked.isdisjoint(first[-1]["unchecked"])  # each sample is checked or said to be unchecked
-        assert len(checked) + len(first[-1]["unchecked"]) == 60
+        assert len(checked) + len(first[-1]["unchecked"]) == LONG_JOB
     finally:
         worker.close()
 

@@ -362,30 +362,38 @@ class TuneCheck:
 
 
 def check_tune(
-    text: str, number: int = 1, novelty: NoveltyIndex | None = None, *, wrote_midi: bool = False
+    text: str,
+    number: int = 1,
+    novelty: NoveltyIndex | None = None,
+    *,
+    wrote_midi: bool = False,
+    score: Score | None = None,
 ) -> TuneCheck:
     """Parse one ABC tune, write its MIDI (in memory), measure its bars and, given an index, its novelty.
 
     `wrote_midi`: the sampler already wrote this tune's MIDI file, so the check doesn't write it again (the
-    slowest part of a check).
+    slowest part of a check). `score`: the Score `parse_abc` made of this very text (the sampler's), used
+    instead of parsing it again; one parsed from other text is ignored.
     """
-    from tui_composer.music.export import ExportError, parse_abc, score_to_midi
+    from tui_composer.music.export import ExportError, abc_tokens, parse_abc, score_to_midi
     from tui_composer.services.parallel import call_bounded
 
     title = next((line[2:].strip() for line in text.splitlines() if line.startswith("T:")), "")
     check = TuneCheck(number=number, title=title)
-    outcome = call_bounded(parse_abc, text, PARSE_TIMEOUT)
-    if not outcome.ok or outcome.value is None:
-        check.error = outcome.error or "no score"
-        return check
-    score = outcome.value
+    if score is None or abc_tokens(score, text) is None:
+        outcome = call_bounded(parse_abc, text, PARSE_TIMEOUT)
+        if not outcome.ok or outcome.value is None:
+            check.error = outcome.error or "no score"
+            return check
+        score = outcome.value
+    tokens = abc_tokens(score, text)
     check.notes = len(score.recurse().notes)
     if not check.notes:
         check.error = "no notes"
         return check
     check.parses = True
     try:
-        check.bad_bars = bar_problems(text)
+        check.bad_bars = bar_problems_from_tokens(tokens) if tokens is not None else bar_problems(text)
     except Exception as error:  # noqa: BLE001 - parsed once already, but never let one tune stop the rest
         check.error = f"bars could not be measured: {error}"
     if wrote_midi:

@@ -26,7 +26,7 @@ Each job ends with exactly one `done` or `error`. Jobs run one at a time in orde
 a job runs and takes effect between its steps (the model's own sampling call runs to its end: the client
 restarts a worker that does not stop soon enough). Writing and checking each sample runs in a pool of
 small processes (music21 is pure Python: two cores convert twice as fast); each sample is parsed and
-written as MIDI once, and its check reuses both (`check_tune(wrote_midi=True)`).
+written as MIDI once, and its check reuses both (`check_tune(wrote_midi=True, score=...)`).
 """
 
 from __future__ import annotations
@@ -127,14 +127,15 @@ def warm_pool_process() -> None:
 def write_and_check(
     run_name: str, array: Any, folder: str, number: int, index_path: str | None, check: bool
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One sample written as NNN.abc and NNN.mid (`sampling.write_sample`), then checked (parsed once more,
-    its bars measured, its novelty looked up; the MIDI just written is not written again)."""
-    from tui_composer.services.sampling import write_sample
+    """One sample written as NNN.abc and NNN.mid (`sampling.write_sample`), then checked (its bars measured,
+    its novelty looked up) on the Score it was written from: neither parsed nor written as MIDI again."""
+    from tui_composer.services.sampling import write_sample_and_score
 
-    sample = write_sample(_encoder_of(run_name), array, Path(folder), number)
+    sample, score = write_sample_and_score(_encoder_of(run_name), array, Path(folder), number)
     if not check or not sample.abc:
         return sample.to_json(), None
-    return sample.to_json(), _check_sample(sample.abc, number, index_path, sample.midi_path is not None, sample.error)
+    wrote = sample.midi_path is not None
+    return sample.to_json(), _check_sample(sample.abc, number, index_path, wrote, sample.error, score)
 
 
 def check_file(path: str, number: int, index_path: str | None) -> dict[str, Any]:
@@ -146,11 +147,11 @@ def check_file(path: str, number: int, index_path: str | None) -> dict[str, Any]
 
 
 def _check_sample(
-    text: str, number: int, index_path: str | None, wrote_midi: bool, error: str | None
+    text: str, number: int, index_path: str | None, wrote_midi: bool, error: str | None, score: Any = None
 ) -> dict[str, Any]:
     from tui_composer.music.checking import check_tune
 
-    result = check_tune(text, number, _index_at(index_path), wrote_midi=wrote_midi)
+    result = check_tune(text, number, _index_at(index_path), wrote_midi=wrote_midi, score=score)
     if not wrote_midi and error:
         result.error = result.error or error  # why the sampler could not write its MIDI
     return result.to_json()
