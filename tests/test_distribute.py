@@ -27,7 +27,7 @@ SUPPORT = Path(__file__).with_name("distribute_support.py")
 TOLERANCE = {"char-lstm": 1e-4, "rbm": 0.05, "rnn-rbm": 0.05}
 
 
-def run_jobs(*jobs: str, env: dict[str, str] | None = None, timeout: float = 120) -> list[dict]:
+def run_jobs(*jobs: str, env: dict[str, str] | None = None, timeout: float = 600) -> list[dict]:
     result = subprocess.run(
         [sys.executable, str(SUPPORT), *jobs], capture_output=True, text=True, timeout=timeout, env=env
     )
