@@ -152,6 +152,8 @@ def test_train_prints_and_records_the_device(installed_host: PluginHost, workspa
     assert "training on CPU" in result.output.splitlines()
     status = json.loads((workspace.runs_dir / "on-cpu" / "status.json").read_text())
     assert status["device"] == "CPU" and status["state"] == "finished"
+    listed = json.loads(invoke(installed_host, workspace, "runs", "--json").output)
+    assert {row["name"]: row["device"] for row in listed}["on-cpu"] == "CPU"  # `runs --json` says so too
 
 
 def test_bad_gpu_memory_is_refused_before_any_work(installed_host: PluginHost, workspace: Workspace) -> None:

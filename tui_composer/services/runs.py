@@ -415,10 +415,11 @@ class Run:
             "corpus": config.get("corpus"),
             "encoder": config.get("encoder"),
             "model": config.get("model"),
-            "state": status.get("state", "created"),
+            "state": status.get("state", RunState.CREATED),
             "epoch": status.get("epoch", 0),
             "epochs": config.get("epochs"),
             "best_valid_loss": status.get("best_valid_loss"),
+            "device": status.get("device"),  # where it trains or trained: `CPU`, `GPU:0 (NVIDIA H200)`...
             "started": config.get("created"),
             "read_only": self.read_only,
             "path": str(self.path),
