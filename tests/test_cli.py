@@ -110,3 +110,30 @@ def test_the_example_encoder_round_trips_through_its_vocabulary(plugin_site: Pat
     assert ids == tokens + 2  # bos and eos around the readings
     assert size == symbols + 3  # the readings' symbols plus bos, eos and unk
     assert (first, second) == (67, 69)  # starts where asked, then up a tone as the tune does
+
+
+def test_a_training_process_yields_the_cpu_to_interactive_work(tmp_path: Path) -> None:
+    """`train` in a process of its own adds TUI_COMPOSER_TRAIN_NICENESS (default 10) to its niceness, so the TUI
+    stays quick while it trains on every core; a bad value is refused before any work."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import os; from tui_composer.cli.train import lower_priority; "
+        "before = os.nice(0); lower_priority(); print(os.nice(0) - before)"
+    )
+    for env, added in (
+        ({}, "10"),
+        ({"TUI_COMPOSER_TRAIN_NICENESS": "0"}, "0"),
+        ({"TUI_COMPOSER_TRAIN_NICENESS": "3"}, "3"),
+    ):
+        niceness = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env={**os.environ, **env}, check=True
+        )
+        assert niceness.stdout.strip() == added, env
+    train = ["train", "--corpus", "oneills", "--encoder", "abc", "--model", "char-lstm", "--epochs", "1"]
+    refused = run_cli(*train, home=tmp_path, extra_env={"TUI_COMPOSER_TRAIN_NICENESS": "high"}, check=False)
+    assert refused.returncode == 1
+    assert "TUI_COMPOSER_TRAIN_NICENESS='high' is not a niceness; use 0 (unchanged) to 19" in refused.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run was made

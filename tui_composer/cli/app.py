@@ -16,7 +16,7 @@ from tui_composer.cli.check import check
 from tui_composer.cli.context import StudioContext, echo_json, fail, pass_studio
 from tui_composer.cli.sample import sample
 from tui_composer.cli.serve import serve
-from tui_composer.cli.train import train
+from tui_composer.cli.train import ProcessPolicy, train
 from tui_composer.plugin.host import PluginHost, load_host
 from tui_composer.services.runs import RunState
 from tui_composer.services.workspace import WorkspaceError
@@ -347,6 +347,7 @@ BUILTIN_COMMANDS = dict(cli.commands)  # a plugin command of the same name is re
 
 
 def main(argv: list[str] | None = None) -> None:
+    ProcessPolicy.own_process = True
     host = load_host()
     cli.commands = dict(BUILTIN_COMMANDS)  # each main() adds its own host's plugin commands, once
     host.add_commands(cli)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -37,6 +38,33 @@ PLAIN_BATCH_SECONDS = 30.0  # without a terminal (a log file), a batch line at m
 PLAIN_PIECES_SECONDS = 10.0  # and a `reading 192/2009 pieces` line at most this often
 PIECE_PHASES = ("reading", "encoding")
 EXIT_STOPPED = 130  # like a shell's Ctrl-C: the run is checkpointed but not finished
+
+
+# A training is a batch job. Where `train` runs as a process of its own (`main`, not a test's CliRunner), it
+# lowers its CPU priority, so the TUI, the user's shell and other users' work on the same cores stay quick;
+# alone on the machine it still gets every core.
+NICENESS_VARIABLE = "TUI_COMPOSER_TRAIN_NICENESS"
+DEFAULT_NICENESS = 10
+
+
+class ProcessPolicy:
+    """Whether this interpreter is a `tui-composer` process of its own (set by `main`)."""
+
+    own_process = False
+
+
+def lower_priority(environ: Mapping[str, str] = os.environ) -> int:
+    """Add TUI_COMPOSER_TRAIN_NICENESS (default 10; 0 leaves it) to this process's niceness; the value added."""
+    text = environ.get(NICENESS_VARIABLE, str(DEFAULT_NICENESS))
+    try:
+        niceness = int(text)
+    except ValueError:
+        niceness = -1
+    if not 0 <= niceness <= 19:
+        raise click.ClickException(f"{NICENESS_VARIABLE}={text!r} is not a niceness; use 0 (unchanged) to 19")
+    if niceness:
+        os.nice(niceness)
+    return niceness
 
 
 @click.command()
@@ -113,6 +141,8 @@ def train(
     """
     studio = context.studio
     pair = {"--corpus": corpus, "--encoder": encoder, "--model": model}
+    if ProcessPolicy.own_process:
+        lower_priority()
     try:  # a bad TUI_COMPOSER_GPU_MEMORY is refused before any work, like a bad option
         gpu_memory_from(None if gpu_memory is not None else os.environ.get(GPU_MEMORY_ENV))
     except StrategyError as error:
