@@ -176,3 +176,19 @@ def test_a_check_reuses_the_score_parsed_from_its_text() -> None:
     assert check_tune(text, score=other).to_json() == check_tune(text).to_json()
     bars_off = tune("C8|D6|E8|F8|")
     assert [b.number for b in check_tune(bars_off, score=parse_abc(bars_off)).bad_bars] == [2]
+
+
+def test_a_grid_score_with_velocities_and_ties_over_bar_lines_is_written_as_music21_writes_it() -> None:
+    from tui_composer.music.notes import GridNote, notes_to_score
+
+    grid = [GridNote(0, 6, 60, 100), GridNote(6, 20, 64, 30), GridNote(22, 23, 67, 127), GridNote(23, 40, 72, 1)]
+    score = notes_to_score(grid, 4, meter="3/4")  # 16ths: the E and the C are tied over bar lines
+    direct = _direct_or_none(score, 30)
+    assert direct is not None
+    assert direct == music21_midi(score)
+    assert [(pitch, start, length, v) for _, pitch, start, length, v in notes(direct)] == [
+        (60, 0, 15120, 100),
+        (64, 15120, 35280, 30),
+        (67, 55440, 2520, 127),
+        (72, 57960, 42840, 1),
+    ]

@@ -646,7 +646,7 @@ def _expanded_indices(part: Stream, measures: list[Measure]) -> list[int] | None
     for measure in repeat_starts(empties):
         measure.leftBarline = bar.Repeat(direction="start")
     try:
-        expanded = skeleton.expandRepeats()
+        expanded = repeat.Expander(skeleton).process(deepcopy=False)  # the skeleton is ours to change
     except (repeat.ExpanderException, stream.StreamException, IndexError, KeyError):
         return None
     index_of = {id(m): i for i, m in enumerate(empties)}
