@@ -23,9 +23,15 @@ forms that music21, `abc2midi` and abcjs (the parser behind web players) read al
   rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
 - Opened things close: chords, grace groups, chord symbols, tuplets and ties. Slurs are only drawn, and
   music21 ignores a `)` with nothing open and a slur left open at the end: they need not match.
-- Repeats and endings as abc2midi reads them: no `|:` inside an open repeat, a first ending `|1` `[1`
-  outside one, a second `:|2` `[2` only right after it, and the tune ends with no repeat left open, in no
-  empty ending and in no first ending.
+- Repeats and endings as abc2midi reads them (`_structure_ok`): an open repeat or a first ending is closed
+  by `:|` before any `||`, `|]`, `[|` or `|:`; a first ending `|1` `[1` only inside a repeat or in the
+  tune's first section, a second `:|2` `[2` only right after it; after an ending a `:|` only closes a `|:`;
+  the tune ends with no repeat left open, in no empty ending and in no first ending.
+- What abc2midi plays differently or refuses (issue 14): a decoration is followed by its note, rest or
+  chord, never by `(` or `{` (`T(3ABc`: "Malformed note"), and `~`, `T`, `!trill!` by no chord; a
+  broken-rhythm mark by its note; no tie or broken rhythm on a staccato or fermata note, no roll on a
+  tied note or after grace notes. An `R:` naming a hornpipe goes with `M:2/4`, `4/4` or `C` (either
+  order), and in a hornpipe, which abc2midi swings itself, no mark where it swings, no staccato or fermata.
 - The end of the tune is offered wherever it may come, never forced: a short bar closes only at a section
   boundary (`||`, `|]`, `:|`...), because after `|` it would have to be the last, and a model that wrote
   one by mistake (12.5% of `oneills-default`'s samples before) had its tune ended there.
@@ -204,6 +210,10 @@ DECORATION_NAMES = frozenset(
 )  # fmt: skip
 
 MAX_TEXT = 100  # characters in a title or rhythm field
+# abc2midi takes a tune for a hornpipe when its `R:` starts with one of these, and then wants the meter
+# 2/4 or 4/4 ("Hornpipe must be in 2/4 or 4/4 time": `C|` and `2/2` are not): a sampler writes them together.
+HORNPIPE_NAMES = ("Hornpipe", "hornpipe")
+HORNPIPE_METERS = frozenset({"2/4", "4/4", "C"})
 
 # One-character decorations offered, from ABC 2.1's `.~HLMOPSTuv`: `H` makes music21 drop its note (and
 # abc2midi refuses it before a bar line), and music21 drops `L M O P S` where they stand alone.
@@ -334,9 +344,15 @@ REPEAT_OPEN = 2048  # sampling: a `|:` waits for its `:|` (abc2midi: "Missing :|
 ENDING_EMPTY = 4096  # sampling: an ending (`|1`, `[2`...) was opened and holds no note yet
 IN_FIRST = 8192  # sampling: in a first ending, which a `:|` closes (abc2midi: "found [1 or like before |:")
 SECOND_DUE = 16384  # sampling: a `:|` just closed a first ending, so `[2` may follow
+SECTIONED = 32768  # sampling: a bar line other than `|` was written (abc2midi repeats from the start only before)
+ENDED = 65536  # sampling: an ending was written; a `:|` now needs its `|:` (abc2midi plays a third pass else)
+HORNPIPE = 131072  # sampling: `R:` names a hornpipe, so `M:` must be 2/4, 4/4 or C, and abc2midi swings it
+HORNPIPE_METER = 262144  # sampling, in the header: `M:` is 2/4, 4/4 or C, so `R:` may name a hornpipe
+STACCATO = 524288  # sampling: the note being written has a staccato dot
 
 # prefix items (B_PREFIX aux bits)
 P_SLUR, P_SYMBOL, P_DECORATION, P_GRACE, P_TUPLET, P_SPACE, P_HEAD, P_EXCLAIM = 1, 2, 4, 8, 16, 32, 64, 128
+P_TRILL = 256  # sampling: a roll or trill (`~`, `T`, `!trill!`), which abc2midi puts on no chord
 
 
 class Core(NamedTuple):
@@ -448,13 +464,19 @@ def _text_char(char: str, first: bool) -> bool:
     return char.isprintable() and char != "%" and not (first and char in "| ")
 
 
-def _shortest_completion(field: str, text: str, alphabet: Iterable[str]) -> str | None:
-    """The shortest way to finish a field's value with the characters of `alphabet`."""
-    if value_ok(field, text, complete=True):
+def _shortest_completion(
+    field: str, text: str, alphabet: Iterable[str], values: frozenset[str] | None = None
+) -> str | None:
+    """The shortest way to finish a field's value with the characters of `alphabet` (among `values`)."""
+    if values is not None:
+        if text in values:
+            return ""
+    elif value_ok(field, text, complete=True):
         return ""
     if field in _VALUES:
         usable = set(alphabet)
-        options = [v for v in _VALUES[field] if v.startswith(text) and usable.issuperset(v[len(text) :])]
+        candidates = _VALUES[field] if values is None else values
+        options = [v for v in candidates if v.startswith(text) and usable.issuperset(v[len(text) :])]
         return min(options, key=lambda v: (len(v), v))[len(text) :] if options else None
     if field == "X":
         return "1"
@@ -535,28 +557,40 @@ def _header_line(core: Core, char: str) -> Core | None:
 def _header_colon(core: Core, char: str) -> Core | None:
     if char != ":":
         return None
-    return core._replace(mode=H_VALUE, aux=(core.aux, 0 if core.aux in FREE_TEXT else ""))
+    # aux: the field, its text so far (a length for free text) and, in a sampler's `R:`, what of it can
+    # still become a hornpipe (None once it can't)
+    lead = "" if core.aux == "R" and not core.flags & READING else None
+    return core._replace(mode=H_VALUE, aux=(core.aux, 0 if core.aux in FREE_TEXT else "", lead))
 
 
 def _header_value(core: Core, char: str) -> Core | None:
-    field, text = core.aux
+    field, text, lead = core.aux
     if field in FREE_TEXT:
         if char == "\n":
-            return _apply_field(core, field, "", in_body=False)
+            applied = _apply_field(core, field, "", in_body=False)
+            return applied._replace(flags=applied.flags | HORNPIPE) if lead in HORNPIPE_NAMES else applied
         if core.flags & READING:  # (the Essen tunes' titles hold bytes of another encoding)
             if char == EOS or text >= MAX_READING_TEXT or (text == 0 and char in "| "):
                 return None
         elif char == EOS or text >= MAX_TEXT or not _text_char(char, text == 0):
             return None
-        return core._replace(aux=(field, text + 1))
+        if lead is not None and lead not in HORNPIPE_NAMES:
+            grown = lead + char
+            lead = grown if any(name.startswith(grown) for name in HORNPIPE_NAMES) else None
+            if lead in HORNPIPE_NAMES and "M" in core.seen and not core.flags & HORNPIPE_METER:
+                return None  # a hornpipe in a meter abc2midi refuses for one
+        return core._replace(aux=(field, text + 1, lead))
     reading = bool(core.flags & READING)
+    hornpipe = field == "M" and core.flags & HORNPIPE
     if char == "\n":
-        if not value_ok(field, text, complete=True, reading=reading):
+        if not value_ok(field, text, complete=True, reading=reading) or (hornpipe and text not in HORNPIPE_METERS):
             return None
         return _apply_field(core, field, text, in_body=False)
     if char == EOS or not value_ok(field, text + char, complete=False, reading=reading):
         return None
-    return core._replace(aux=(field, text + char))
+    if hornpipe and not any(meter.startswith(text + char) for meter in HORNPIPE_METERS):
+        return None
+    return core._replace(aux=(field, text + char, lead))
 
 
 def _apply_field(core: Core, field: str, text: str, in_body: bool) -> Core:
@@ -568,11 +602,15 @@ def _apply_field(core: Core, field: str, text: str, in_body: bool) -> Core:
             # music21 (like the standard) derives L from the first meter: 1/16 below 3/4, else 1/8
             unit = WHOLE // 16 if bar_len * 4 < WHOLE * 3 else WHOLE // 8
         flags = core.flags | UNMETERED if text == "none" else core.flags & ~UNMETERED
+        if text in HORNPIPE_METERS and not in_body and not flags & READING:
+            flags |= HORNPIPE_METER
         core = core._replace(bar_len=bar_len, compound=compound, unit=unit, flags=flags)
     elif field == "L":
         core = core._replace(unit=UNITS_READ[text], flags=core.flags | UNIT_SET)
     if field == "K" or in_body:
-        return core._replace(mode=B_IDLE, aux="n", seen="", last=0)  # the body needs no header history: fewer states
+        # the body needs no header history: fewer states
+        flags = core.flags & ~HORNPIPE_METER
+        return core._replace(mode=B_IDLE, aux="n", seen="", last=0, flags=flags)
     return core._replace(mode=H_LINE, aux=None, seen=seen)
 
 
@@ -664,7 +702,9 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
     if core.tuplet_left and not ghost and not _plain(scaled(core.unit, length, *more, BROKEN_RIGHT[core.broken])):
         return None
     assert ticks is not None
-    flags = core.flags & ~(SYMBOL_WAITING | GHOST | ENDING_EMPTY | SECOND_DUE)
+    if core.flags & STACCATO:
+        pitch = ""  # abc2midi ties no staccato note, nor gives it a broken rhythm (see _start_element)
+    flags = core.flags & ~(SYMBOL_WAITING | GHOST | ENDING_EMPTY | SECOND_DUE | STACCATO)
     if kind != "r":
         flags = (flags | (0 if ghost else HAS_NOTE)) & ~TIE
     elif core.flags & READING:
@@ -674,7 +714,7 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
     # a note after a broken-rhythm mark can't start another (music21 would keep only the second mark),
     # nor, in the masks, can a note in a tuplet (its dotted length might not be a single note value)
     in_tuplet = core.tuplet_left and not core.flags & READING
-    last = 0 if core.broken or in_tuplet or ghost else ticks
+    last = 0 if core.broken or in_tuplet or ghost or core.flags & STACCATO else ticks
     return core._replace(
         mode=B_AFTER,
         aux=kind,
@@ -715,7 +755,10 @@ def _start_element(core: Core, char: str) -> Core | None:
         return None  # a sampler ties a note to a note; abc2midi has no broken rhythm for chords
     if char == "[":
         # a chord, or between notes an ending `[1` `[2` or the bar line `[|`
-        return core._replace(mode=B_BRACKET, aux="chord" if core.mode == B_PREFIX or core.broken else None)
+        bracket = core._replace(mode=B_BRACKET, aux="chord" if core.mode == B_PREFIX or core.broken else None)
+        if not core.flags & READING and not any(_bracket(bracket, after) for after in "12|C"):
+            return None  # (a sampler's `[` where no chord fits and no `[1`, `[2` or `[|` may come)
+        return bracket
     if char == '"':
         return _open_symbol(core)
     if char == "!":
@@ -726,11 +769,23 @@ def _start_element(core: Core, char: str) -> Core | None:
         items, decorations = _prefix_state(core)
         if decorations >= MAX_DECORATIONS or items & P_HEAD or not _room(core):
             return None
+        sampling = not core.flags & READING
+        if sampling and char == "~" and (tied or items & P_GRACE or (items & P_SYMBOL and core.flags & HORNPIPE)):
+            # abc2midi plays a roll as notes of its own: "Could not find note to be tied" after `d-~d`,
+            # "Intervening note needed between grace notes" after `{D}~D`, and in a hornpipe `d"D"~f`
+            # "Notes not equal durations"
+            return None
         if char in NOTE_DECORATIONS:
             # music21 reads `~` and `T` as the start of a note and takes the decorations that follow
             # into it, then invents a C: no decoration may follow them
-            return core._replace(mode=B_PREFIX, aux=(items | P_DECORATION | P_HEAD, decorations + 1))
-        return core._replace(mode=B_PREFIX, aux=(items | P_DECORATION, decorations + 1))
+            trill = P_TRILL if sampling else 0
+            return core._replace(mode=B_PREFIX, aux=(items | P_DECORATION | P_HEAD | trill, decorations + 1))
+        # abc2midi shortens a staccato note: it takes neither a tie ("Cannot find note before tie") nor
+        # a broken rhythm ("Notes not equal durations"), nor the one abc2midi gives a hornpipe (`E.E`)
+        if sampling and char == "." and core.flags & HORNPIPE:
+            return None
+        flags = core.flags | STACCATO if sampling and char == "." else core.flags
+        return core._replace(mode=B_PREFIX, aux=(items | P_DECORATION, decorations + 1), flags=flags)
     if quiet:
         return None
     if char == "(":
@@ -828,6 +883,8 @@ def _after(core: Core, char: str) -> Core | None:
             return core._replace(aux="P")  # `(AB)>c`: music21 ignores a mark after `)`
         if kind in "pP" or not core.last or (kind == "c" and not core.flags & READING):
             return None
+        if core.flags & HORNPIPE and _swung(core):
+            return None
         return _open_broken(core, char, kind)
     if char == "-":
         if not core.flags & READING:  # a sampler ties a note to the same note, never a chord
@@ -854,6 +911,14 @@ def _after(core: Core, char: str) -> Core | None:
         # `A::` would start a field in music21 (an upper-case letter, a colon): only `:|` may follow
         return _bar(core._replace(mode=B_BAR, aux=("", kind == "u"), last=0), char)
     return _start_element(core._replace(mode=B_IDLE, aux="s", last=0), char)
+
+
+def _swung(core: Core) -> bool:
+    """In a hornpipe abc2midi dots pairs of equal eighths in 4/4 (sixteenths in 2/4 and 2/2) itself: a
+    mark after the second of a pair, a note of that length on an off-beat, would be applied twice ("Notes
+    not equal durations"). (For any meter and both lengths: a few marks fewer than needed.)"""
+    start = core.bar - core.last
+    return core.last in (WHOLE // 8, WHOLE // 16) and start % core.last == 0 and (start // core.last) % 2 == 1
 
 
 def _after_dot(core: Core, char: str) -> Core | None:
@@ -916,8 +981,10 @@ def _broken(core: Core, char: str) -> Core | None:
     if char == " ":
         return None if spaced else core._replace(aux=(symbol, kind, True))
     if char not in PITCHES and char not in QUIET_DECORATIONS and char not in "z^_=[":
-        if char in ("\n", "\\", EOS):
-            return None  # not a token either: keep it simple and refuse
+        if char in ("\n", "\\", EOS) or not core.flags & READING:
+            # not a token either: keep it simple and refuse; and a sampler's mark is followed by its note,
+            # as abc2midi applies it to the next note across `)`, `(`, `{g}`... ("Notes not equal durations")
+            return None
         voided = core._replace(mode=B_AFTER, aux="n" if kind == "u" else kind, last=0)
         return _after(voided, char)
     if not _broken_ok(core, symbol):
@@ -968,17 +1035,30 @@ def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
 
 
 def _structure_ok(flags: int, line: str) -> bool:
-    """What a sampler is offered of repeats and endings: no empty ending, no `|:` inside a repeat (abc2midi
-    reads it as `::`), a first ending only outside one, a second one only right after a first."""
-    if flags & ENDING_EMPTY or (line == "|:" and flags & REPEAT_OPEN):
+    """What a sampler is offered of repeats and endings, where abc2midi reads them as the other parsers do:
+
+    - no empty ending, and inside an open repeat or a first ending no `|:`, `||`, `|]` or `[|` (abc2midi:
+      "Expected end repeat not found at |:"): a `:|` (or `::` in a repeat) closes it first;
+    - a first ending only inside an open repeat, or in the tune's first section (nothing but `|` before:
+      abc2midi repeats from the start), never inside a first ending (abc2midi: "found [1 or like before |:");
+    - a first ending closed by a `:|` (`:||`, `:|2`), not `::` (abc2midi drops what follows); a second
+      ending `[2` only right after, `:|2` only from a first ending;
+    - after an ending, a `:|` or `::` only to close a `|:` (abc2midi would play a third pass or drop one).
+    """
+    if flags & ENDING_EMPTY:
         return False
+    opened = flags & (REPEAT_OPEN | IN_FIRST)
+    if line in ("|:", "||", "|]", "[|"):
+        return not opened
     if line in FIRST_ENDINGS:
-        return not flags & IN_FIRST
+        return not flags & IN_FIRST and bool(flags & REPEAT_OPEN or not flags & SECTIONED)
     if line == ":|2":
         return bool(flags & IN_FIRST)
     if line in SECOND_ENDINGS:
         return bool(flags & SECOND_DUE)
-    return True
+    if line == "::" and (flags & IN_FIRST or (flags & SECTIONED and not flags & REPEAT_OPEN)):
+        return False  # (abc2midi: "found :: before |:" after a `:|`)
+    return not (line.startswith(":") and not opened and flags & ENDED)
 
 
 def _close_bar(core: Core, line: str) -> Core:
@@ -1004,7 +1084,9 @@ def _close_bar(core: Core, line: str) -> Core:
         if second_due:
             flags |= SECOND_DUE
         if line in FIRST_ENDINGS | SECOND_ENDINGS:
-            flags |= ENDING_EMPTY
+            flags |= ENDING_EMPTY | ENDED
+        if line not in ("|", ":"):
+            flags |= SECTIONED
     return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags, last=0)
 
 
@@ -1070,8 +1152,14 @@ def _prefix(core: Core, char: str) -> Core | None:
         return None
     if core.aux[0] & P_HEAD and core.flags & SYMBOL_WAITING and char not in PITCHES and char not in "z^_=":
         return None  # `"C"~(` would make music21 join the symbol and the `~` into a phantom note
-    if core.aux[0] & (P_SYMBOL | P_EXCLAIM) and char in "({" and not core.flags & READING:
-        return None  # a sampler's chord symbol or !decoration! goes on a note, not on a slur or grace notes
+    if not core.flags & READING:
+        items = core.aux[0]
+        if items & (P_SYMBOL | P_EXCLAIM | P_DECORATION) and char in "({":
+            # a sampler's chord symbol or decoration goes on a note, not on a slur, a tuplet or grace
+            # notes (abc2midi: "Malformed note" after `T(3`, `~(`, `.{`)
+            return None
+        if items & P_TRILL and char == "[":
+            return None  # abc2midi: "Rolls and trills not supported in chords" (`~`, `T`, `!trill!`)
     return _start_element(core, char)
 
 
@@ -1147,7 +1235,14 @@ def _exclamation(core: Core, char: str) -> Core | None:
             replayed = None if replayed is None else step(replayed, again)
         return replayed
     if char == "!":
-        return _before_note(before, P_EXCLAIM) if text in DECORATION_NAMES else None
+        if text not in DECORATION_NAMES:
+            return None
+        if text == "fermata":
+            # abc2midi lengthens the note: like a staccato one, it takes no broken rhythm
+            if before.flags & HORNPIPE:
+                return None
+            before = before._replace(flags=before.flags | STACCATO)
+        return _before_note(before, P_EXCLAIM | (P_TRILL if text == "trill" else 0))
     grown = text + char
     return core._replace(aux=(grown, before)) if grown in _DECORATION_PREFIXES else None
 
@@ -1494,8 +1589,9 @@ def _closing_candidates(core: Core, alphabet: frozenset[str]) -> Iterable[str]:
     if mode in (H_COLON, B_FIELD_COLON):
         return ":"
     if mode in (H_VALUE, B_FIELD_VALUE):
-        field, text = core.aux
-        rest = "" if field in FREE_TEXT else _shortest_completion(field, text, alphabet)
+        field, text = core.aux[:2]
+        values = HORNPIPE_METERS if mode == H_VALUE and field == "M" and core.flags & HORNPIPE else None
+        rest = "" if field in FREE_TEXT else _shortest_completion(field, text, alphabet, values)
         return "\n" if not rest else rest[0]
     if mode in (B_SYMBOL, B_EXCLAIM):
         text = core.aux[0]
