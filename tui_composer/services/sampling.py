@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +193,25 @@ def check_output_folder(folder: Path) -> None:
         raise SamplingError(f"--out {folder} {what} not writable; choose a folder you can write to")
 
 
+def sample_request(
+    encoder: Encoder,
+    data: DataSpec,
+    options: SampleOptions,
+    on_finished: Callable[[int, np.ndarray], None] | None = None,
+) -> SampleRequest:
+    """What a model is asked for: the options, the primer as the encoder reads it, the grammar if on."""
+    return SampleRequest(
+        n=options.n,
+        max_length=options.max_length,
+        temperature=options.temperature,
+        top_k=options.top_k,
+        seed=options.seed,
+        primer=encode_primer(encoder, data, options.primer) if options.primer else None,
+        constraint=sampling_constraint(encoder, options),
+        on_finished=on_finished,
+    )
+
+
 def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sample]:
     """Generate, convert and write `options.n` samples of a run; one failed conversion never stops the rest."""
     check_options(options)
@@ -201,17 +221,7 @@ def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sa
     except WorkspaceError as error:
         raise SamplingError(str(error)) from None
     encoder, data, model = load_model(studio, run)
-    primer = encode_primer(encoder, data, options.primer) if options.primer else None
-    constraint = sampling_constraint(encoder, options)
-    request = SampleRequest(
-        n=options.n,
-        max_length=options.max_length,
-        temperature=options.temperature,
-        top_k=options.top_k,
-        seed=options.seed,
-        primer=primer,
-        constraint=constraint,
-    )
+    request = sample_request(encoder, data, options)
     try:
         arrays = model.sample(request)
     except PluginError as error:  # the model's own fault: its traceback goes in the run's log

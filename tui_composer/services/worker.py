@@ -329,8 +329,7 @@ class Worker:
         """Sample, and write and check each sample in the pool as soon as it ends (the core decoder says so
         through `SampleRequest.on_finished`), each reply as its sample is done. When the corpus has no
         novelty index yet, the samples are written first and checked once it is built."""
-        from tui_composer.plugin.contract import SampleRequest
-        from tui_composer.services.sampling import check_options, encode_primer, next_number, sampling_constraint
+        from tui_composer.services.sampling import check_options, next_number, sample_request
 
         known = {f.name for f in fields(SampleOptions)} - {"out", "audio"}
         options = SampleOptions(**{k: v for k, v in given.items() if k in known})
@@ -338,7 +337,6 @@ class Worker:
         run = self._run(run_name)
         loaded = self.model(job, run)
         self._check_cancel(job)
-        primer = encode_primer(loaded.encoder, loaded.data, options.primer) if options.primer else None
         folder = samples_folder(self.studio.workspace, run)
         folder.mkdir(parents=True, exist_ok=True)
         index = self._ready_index(run) if check else None
@@ -349,16 +347,7 @@ class Worker:
             self._check_cancel(job)  # stops the sampling itself, at the next sample that ends
             writer.submit(i, array)
 
-        request = SampleRequest(
-            n=options.n,
-            max_length=options.max_length,
-            temperature=options.temperature,
-            top_k=options.top_k,
-            seed=options.seed,
-            primer=primer,
-            constraint=sampling_constraint(loaded.encoder, options),
-            on_finished=finished,
-        )
+        request = sample_request(loaded.encoder, loaded.data, options, on_finished=finished)
         self.progress(job, "sampling", 0, options.n, f"sampling {options.n} from {run.name}")
         for i, array in enumerate(loaded.model.sample(request)):
             writer.submit(i, array)  # those the model's own loop did not hand over as they ended
