@@ -402,29 +402,13 @@ _DECORATION_PREFIXES = _prefixes(DECORATION_NAMES)
 _OFFERED_TEXT = {"symbol": CHORD_SYMBOLS, "decoration": DECORATION_NAMES}
 
 
+@lru_cache(maxsize=100_000)
 def _next_on_shortest(kind: str, text: str, alphabet: frozenset[str]) -> str:
     """The next character of the shortest chord symbol or decoration name (`kind`) that starts with `text`
     and can be written with the characters of `alphabet` ('' if there is none)."""
-    rest = _shortest_rests(_OFFERED_TEXT[kind], alphabet, proper=True).get(text)
-    return rest[0] if rest else ""
-
-
-@lru_cache(maxsize=64)
-def _shortest_rests(values: frozenset[str], alphabet: frozenset[str], proper: bool = False) -> dict[str, str]:
-    """For every prefix of `values`, the shortest (then first) rest that completes it to a value (`proper`:
-    to a longer one) and can be written with `alphabet`; built once per vocabulary, so that a look-up
-    scans no values."""
-    best: dict[str, str] = {}
-    for value in values:
-        for end in range(len(value) + (0 if proper else 1)):
-            rest = value[end:]
-            if not alphabet.issuperset(rest):
-                continue
-            prefix = value[:end]
-            known = best.get(prefix)
-            if known is None or (len(rest), rest) < (len(known), known):
-                best[prefix] = rest
-    return best
+    rests = [v[len(text) :] for v in _OFFERED_TEXT[kind] if len(v) > len(text) and v.startswith(text)]
+    options = [rest for rest in rests if alphabet.issuperset(rest)]
+    return min(options, key=lambda rest: (len(rest), rest))[0] if options else ""
 
 
 _VALUE_PREFIXES = {
@@ -490,7 +474,10 @@ def _shortest_completion(
     elif value_ok(field, text, complete=True):
         return ""
     if field in _VALUES:
-        return _shortest_rests(_VALUES[field] if values is None else values, frozenset(alphabet)).get(text)
+        usable = set(alphabet)
+        candidates = _VALUES[field] if values is None else values
+        options = [v for v in candidates if v.startswith(text) and usable.issuperset(v[len(text) :])]
+        return min(options, key=lambda v: (len(v), v))[len(text) :] if options else None
     if field == "X":
         return "1"
     return None
