@@ -61,6 +61,8 @@ def main() -> None:
         )
         for key, reason in failures:
             print(f"  failed {key}: {reason}")
+    if args.plain <= 0:
+        return
     pieces = studio.catalogue.get("oneills").pieces[: args.plain]
     outcomes = list(map_bounded(plain_write, pieces, timeout=TIMEOUT))
     failures = Counter((o.error or "").split(" (<")[0][:70] for o in outcomes if not o.ok)
