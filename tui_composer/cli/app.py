@@ -347,7 +347,8 @@ BUILTIN_COMMANDS = dict(cli.commands)  # a plugin command of the same name is re
 
 
 def main(argv: list[str] | None = None) -> None:
-    ProcessPolicy.own_process = True
+    # The command line of a process of its own (the entry point, `python -m tui_composer`), not a caller's list.
+    ProcessPolicy.own_process = argv is None
     host = load_host()
     cli.commands = dict(BUILTIN_COMMANDS)  # each main() adds its own host's plugin commands, once
     host.add_commands(cli)

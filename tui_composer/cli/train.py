@@ -40,17 +40,19 @@ PIECE_PHASES = ("reading", "encoding")
 EXIT_STOPPED = 130  # like a shell's Ctrl-C: the run is checkpointed but not finished
 
 
-# A training is a batch job. Where `train` runs as a process of its own (`main`, not a test's CliRunner), it
-# lowers its CPU priority, so the TUI, the user's shell and other users' work on the same cores stay quick;
-# alone on the machine it still gets every core.
+# A training is a batch job. Where `train` runs as a process of its own (`main()` from the command line, not
+# a caller's `main(argv)` or a test's CliRunner), it lowers its CPU priority, once, so the TUI, the user's
+# shell and other users' work on the same cores stay quick; alone on the machine it still gets every core.
 NICENESS_VARIABLE = "TUI_COMPOSER_TRAIN_NICENESS"
 DEFAULT_NICENESS = 10
 
 
 class ProcessPolicy:
-    """Whether this interpreter is a `tui-composer` process of its own (set by `main`)."""
+    """Whether this interpreter is a `tui-composer` process of its own (set by `main`), and whether it has
+    lowered its priority already."""
 
     own_process = False
+    lowered = False
 
 
 def lower_priority(environ: Mapping[str, str] = os.environ) -> int:
@@ -141,8 +143,9 @@ def train(
     """
     studio = context.studio
     pair = {"--corpus": corpus, "--encoder": encoder, "--model": model}
-    if ProcessPolicy.own_process:
+    if ProcessPolicy.own_process and not ProcessPolicy.lowered:
         lower_priority()
+        ProcessPolicy.lowered = True
     try:  # a bad TUI_COMPOSER_GPU_MEMORY is refused before any work, like a bad option
         gpu_memory_from(None if gpu_memory is not None else os.environ.get(GPU_MEMORY_ENV))
     except StrategyError as error:
