@@ -82,7 +82,8 @@ async def test_generate_in_the_warm_worker_then_cancel(trained: Studio) -> None:
         worker = screen.sampler.pid
 
         # A long generation, cancelled: it stops at its next step, and every row it wrote says what it is.
-        fill(screen, 80, 200, 8)
+        # (Long tunes: at 200 steps all 80 ended and were written before the cancel came, on a loaded machine.)
+        fill(screen, 80, 1000, 8)
         await pilot.press("ctrl+g")
         await until(pilot, lambda: table.row_count > 3, 120, "the first sample of the second generation")
         await pilot.press("ctrl+x")
