@@ -82,14 +82,14 @@ async def test_generate_in_the_warm_worker_then_cancel(trained: Studio) -> None:
         worker = screen.sampler.pid
 
         # A long generation, cancelled: it stops at its next step, and every row it wrote says what it is.
-        # (Long tunes: at 200 steps all 80 ended and were written before the cancel came, on a loaded machine.)
-        fill(screen, 80, 1000, 8)
+        # (Many long tunes: 80 of up to 1,000 steps were all written 3.2 s later, before the cancel came.)
+        fill(screen, 400, 1000, 8)
         await pilot.press("ctrl+g")
         await until(pilot, lambda: table.row_count > 3, 120, "the first sample of the second generation")
         await pilot.press("ctrl+x")
         await until(pilot, lambda: screen._generation is None, 30, "the generation to stop")
         assert status(screen).startswith("Cancelled:"), status(screen)
-        assert 3 < table.row_count < 3 + 80
+        assert 3 < table.row_count < 3 + 400
         assert CHECKING not in [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
         assert screen.sampler.pid == worker  # it stopped between steps: the worker and its model stay
     assert_tui_loaded_no_tensorflow()
