@@ -103,7 +103,8 @@ def test_a_cancelled_job_still_waiting_is_answered_at_once(tui_studio: Studio) -
         assert not any(r["id"] == 1 and r["kind"] == "done" for r in worker.replies)  # before the first ended
         worker.send(kind="cancel", target=1)  # the running one stops at its next sample
         first = worker.until(1)
-        assert first[-1]["cancelled"] is True and first[-1]["unchecked"], first[-1]
+        # (Under load the pool may have taken every file before the cancel came; then none is left unchecked.)
+        assert first[-1]["cancelled"] is True, first[-1]
         checked = {r["number"] for r in first if r["kind"] == "check"}
         assert checked.isdisjoint(first[-1]["unchecked"])  # each sample is checked or said to be unchecked
         assert len(checked) + len(first[-1]["unchecked"]) == LONG_JOB
