@@ -70,8 +70,9 @@ def bar_lines(text: str) -> int:
     return len(_BAR_LINE.findall(re.sub(r'"[^"\n]*"|![^!\n]*!', "", body)))
 
 
-def abc2midi_clean(text: str) -> bool | None:
-    """Whether abc2midi reads the tune with no error or warning line; None when it is not installed."""
+def abc2midi_clean(text: str, timeout: float = ABC2MIDI_TIMEOUT) -> bool | None:
+    """Whether abc2midi reads the tune with no error or warning line; None when it is not installed.
+    (benchmarks/pair_quality.py uses it too.)"""
     program = shutil.which("abc2midi")
     if program is None:
         return None
@@ -83,7 +84,7 @@ def abc2midi_clean(text: str) -> bool | None:
                 [program, str(source), "-o", str(Path(folder) / "tune.mid")],
                 capture_output=True,
                 text=True,
-                timeout=ABC2MIDI_TIMEOUT,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired:
             return False
