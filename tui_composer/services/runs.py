@@ -25,7 +25,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from importlib import metadata
@@ -46,6 +46,17 @@ from tui_composer.services.workspace import (
 
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
+
+
+def metrics_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The JSON objects among metrics.jsonl lines; a half-written, binary or non-object line is skipped."""
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:  # JSONDecodeError, or UnicodeDecodeError for binary bytes
+            continue
+        if isinstance(record, dict):
+            yield record
 
 
 class RunState(StrEnum):
@@ -352,15 +363,7 @@ class Run:
             lines = self.metrics_path.read_bytes().splitlines()
         except FileNotFoundError:
             return []
-        records = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:  # JSONDecodeError, or UnicodeDecodeError for binary bytes
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        return list(metrics_records(lines))
 
     # --- locking ----------------------------------------------------------------------------------
 

@@ -8,14 +8,13 @@ costs the same per poll as a short one.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tui_composer.services.launcher import LOGS_FOLDER
-from tui_composer.services.runs import DAMAGED, LIVE_STATES, Run, RunState, RunStore
+from tui_composer.services.runs import DAMAGED, LIVE_STATES, Run, RunState, RunStore, metrics_records
 from tui_composer.services.workspace import WorkspaceError
 
 # Batch points kept per curve: the chart is at most a screen wide, so older detail is thinned out.
@@ -120,13 +119,8 @@ class MetricsTail:
             chunk = handle.read(size - self.offset)
         end = chunk.rfind(b"\n") + 1  # a half-written last line waits for the next poll
         self.offset += end
-        for line in chunk[:end].splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:  # JSONDecodeError, or UnicodeDecodeError for binary bytes
-                continue
-            if isinstance(record, dict):
-                self.add(record)
+        for record in metrics_records(chunk[:end].splitlines()):
+            self.add(record)
 
     def add(self, record: dict[str, Any]) -> None:
         """Take one metrics record."""
