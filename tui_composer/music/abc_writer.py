@@ -155,7 +155,37 @@ def _single_line(container: Stream) -> list[Any]:
             line[-1] = merged
         else:
             line.append(element)
-    return line
+    return _cut_overlaps(line)
+
+
+def _cut_overlaps(line: list[Any]) -> list[Any]:
+    """The line with each note or rest that still sounds when the next element starts cut there (a copy,
+    untied), and a rest where a note starts dropped.
+
+    One ABC voice plays one thing at a time: written in turn, overlapping notes (from MIDI, say) would make
+    the bar overfull and shift everything after them."""
+    from music21 import duration, harmony
+
+    cut: list[Any] = []
+    for element, following in zip(line, [*line[1:], None], strict=True):
+        if following is None or element.duration.isGrace or isinstance(element, harmony.Harmony):
+            cut.append(element)
+            continue
+        room = Fraction(following.offset - element.offset).limit_denominator(10_000)
+        if Fraction(element.duration.quarterLength).limit_denominator(10_000) <= room:
+            cut.append(element)
+        elif room == 0:
+            if not element.isRest:
+                cut.append(element)  # a note and grace notes or a rest at its onset: the note is kept
+        else:
+            shorter = copy.deepcopy(element)
+            shorter.duration = duration.Duration(room)
+            if not shorter.isRest:
+                for member in shorter.notes if shorter.isChord else [shorter]:
+                    member.tie = None  # it no longer reaches the note it was tied to
+            shorter.offset = element.offset
+            cut.append(shorter)
+    return cut
 
 
 def _first(parts: list[Stream], klass: str) -> Any:
