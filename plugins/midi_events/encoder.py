@@ -3,13 +3,22 @@
 Tokens are `on:P` and `off:P` for MIDI pitch P, `shift:N` to move time on by N grid steps (at most
 `max_shift_quarters` quarter notes per token), and with `velocity_bins` > 0 `vel:B`, the velocity bin of
 the notes struck after it. At one instant the order is fixed (releases, then strikes, each by pitch), so
-a piece has exactly one token sequence. MIDI files are read and written with mido; decoding builds a
-mido MidiFile and reads it into music21. Repeats are kept as written.
+a piece has exactly one token sequence. MIDI files are read and written with mido. Repeats are kept as
+written.
+
+Decoding is forgiving, and learns from the training split how notes behave (`Texture`, fitted with the
+vocabulary and saved with it): a model that forgets an `off:` holds a note through everything after it, so
+a held note is cut when a later strike would sound more notes at once than the training pieces do, when it
+lasts longer than their longest note, and a silence longer than their longest is shortened. Grid notes
+become a Score with `notes_to_score`, which infers the meter and the key. A run saved before the texture
+existed decodes as before (nothing cut).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +32,7 @@ from tui_composer.api import (
     check_lengths,
     midi_notes,
     notes_to_midi,
+    notes_to_score,
     piece_notes,
     quantise,
 )
@@ -30,6 +40,55 @@ from tui_composer.api import (
 if TYPE_CHECKING:
     import mido
     from music21.stream import Score
+
+# The polyphony a decoded sample may keep: the notes sounding at this share of the training pieces' strikes.
+# 0.95 ignores a tune's closing chord or a double stop (O'Neill's: 98% of strikes sound alone; Bach: four).
+VOICES_QUANTILE = 0.95
+
+
+@dataclass(frozen=True)
+class Texture:
+    """How the training pieces' notes behave, in grid steps: what a decoded sample is held to."""
+
+    voices: int  # notes sounding at once, just after a strike, at VOICES_QUANTILE of the strikes
+    longest_note: int
+    longest_rest: int  # a silence between notes (or before the first)
+
+    @classmethod
+    def of(cls, pieces: Iterable[Sequence[GridNote]]) -> Texture | None:
+        """The texture of grid notes of several pieces; None when they hold no notes."""
+        sounding_at_strikes: Counter[int] = Counter()
+        longest_note = longest_rest = 0
+        for notes in pieces:
+            sounding_at_strikes.update(_sounding_at(notes, sorted({n.start for n in notes})))
+            heard_until = 0
+            for n in sorted(notes):
+                longest_rest = max(longest_rest, n.start - heard_until)
+                longest_note = max(longest_note, n.end - n.start)
+                heard_until = max(heard_until, n.end)
+        total = sum(sounding_at_strikes.values())
+        if not total:
+            return None
+        covered = 0
+        voices = max(sounding_at_strikes)
+        for sounding, count in sorted(sounding_at_strikes.items()):
+            covered += count
+            if covered >= VOICES_QUANTILE * total:
+                voices = sounding
+                break
+        return cls(voices=voices, longest_note=longest_note, longest_rest=longest_rest)
+
+
+def _sounding_at(notes: Sequence[GridNote], onsets: Sequence[int]) -> list[int]:
+    """How many notes sound just after each onset (a sweep: ends before starts at one step)."""
+    changes = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes], key=lambda c: (c[0], c[1]))
+    counts, sounding, index = [], 0, 0
+    for onset in onsets:
+        while index < len(changes) and changes[index][0] <= onset:
+            sounding += changes[index][1]
+            index += 1
+        counts.append(sounding)
+    return counts
 
 
 class MidiEventEncoder(TokenEncoder):
@@ -48,6 +107,7 @@ class MidiEventEncoder(TokenEncoder):
         self.max_shift = steps_per_quarter * max_shift_quarters
         self.velocity_bins = velocity_bins
         self.vocabulary = None
+        self.texture: Texture | None = None  # fitted: what decoding holds samples to (None: nothing cut)
 
     # --- events <-> notes ------------------------------------------------------------------------------
 
@@ -87,16 +147,36 @@ class MidiEventEncoder(TokenEncoder):
 
     def notes(self, tokens: Iterable[str]) -> list[GridNote]:
         """Grid notes played by tokens; forgiving, for model output: a strike of a sounding pitch releases it
-        first, releases of silent pitches and unknown tokens are ignored, notes still on at the end stop there."""
+        first, releases of silent pitches and unknown tokens are ignored, notes still on at the end stop there.
+
+        With a fitted texture, a note struck earlier is released where a strike would sound more notes than
+        `texture.voices` (oldest first; notes struck together stay a chord), a note stops after
+        `texture.longest_note` steps, and a silence lasts at most `texture.longest_rest` steps.
+        """
+        texture = self.texture
         now = 0
+        heard_until = 0  # when the last release happened: a silence is measured from there
         velocity = DEFAULT_VELOCITY
         sounding: dict[int, tuple[int, int]] = {}
         played: list[GridNote] = []
 
-        def release(pitch: int) -> None:
+        def release(pitch: int, at: int) -> None:
+            nonlocal heard_until
             start, struck = sounding.pop(pitch)
-            if now > start:
-                played.append(GridNote(start, now, pitch, struck))
+            if at > start:
+                played.append(GridNote(start, at, pitch, struck))
+            heard_until = max(heard_until, at)
+
+        def advance(steps: int) -> int:
+            later = now + steps
+            if texture is None:
+                return later
+            for pitch, (start, _) in list(sounding.items()):
+                if later - start > texture.longest_note:
+                    release(pitch, start + texture.longest_note)
+            if not sounding:
+                later = min(later, max(now, heard_until + texture.longest_rest))
+            return later
 
         for token in tokens:
             kind, _, value = token.partition(":")
@@ -105,18 +185,23 @@ class MidiEventEncoder(TokenEncoder):
             except ValueError:
                 continue
             if kind == "shift" and number > 0:
-                now += number
+                now = advance(number)
             elif kind == "vel" and self.velocity_bins and 0 <= number < self.velocity_bins:
                 velocity = self.bin_velocity(number)
             elif kind == "on" and 0 <= number < 128:
                 if number in sounding:
-                    release(number)
+                    release(number, now)
+                if texture is not None:
+                    held = sorted((start, pitch) for pitch, (start, _) in sounding.items() if start < now)
+                    while held and len(sounding) >= texture.voices:
+                        release(held.pop(0)[1], now)
                 sounding[number] = (now, velocity if self.velocity_bins else DEFAULT_VELOCITY)
             elif kind == "off" and number in sounding:
-                release(number)
+                release(number, now)
         end = now
         for pitch, (start, struck) in sounding.items():
-            played.append(GridNote(start, max(end, start + 1), pitch, struck))
+            stop = max(end, start + 1) if texture is None else min(max(end, start + 1), start + texture.longest_note)
+            played.append(GridNote(start, stop, pitch, struck))
         return sorted(played)
 
     def midi_events(self, midi: mido.MidiFile, name: str = "MIDI file") -> list[str]:
@@ -144,13 +229,31 @@ class MidiEventEncoder(TokenEncoder):
             raise EncodeError(piece.key, "no notes")
         return self.events(notes)
 
+    def fit(self, readings: Sequence[Sequence[str]]) -> None:
+        super().fit(readings)
+        self.texture = None  # the readings are the training pieces as they are: nothing cut
+        self.texture = Texture.of([self.notes(reading) for reading in readings])
+
+    def state(self) -> dict[str, Any]:
+        state = super().state()
+        if self.texture is not None:
+            state["texture"] = asdict(self.texture)
+        return state
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        super().load_state(state)
+        texture = state.get("texture")  # runs saved before it have none: their samples decode as before
+        self.texture = Texture(**texture) if isinstance(texture, Mapping) else None
+
     def tokens(self, ids: Iterable[int]) -> list[str]:
         """Ids (with or without bos and eos) as tokens; unknown ids are dropped."""
         vocabulary = self.fitted_vocabulary()
         return vocabulary.decode(i for i in ids if int(i) != vocabulary.bos)
 
     def decode(self, array: np.ndarray) -> Score:
-        from tui_composer.api import midi_to_score
-
-        midi = self.to_midi(self.tokens(np.asarray(array).ravel()))
-        return midi_to_score(midi, self.steps_per_quarter)
+        """Ids as a one-part Score of the notes they play (chords where notes sound together), in an inferred
+        meter and key; EncodeError when they play none."""
+        notes = self.notes(self.tokens(np.asarray(array).ravel()))
+        if not notes:
+            raise EncodeError("sample", "the events play no notes")
+        return notes_to_score(notes, self.steps_per_quarter)
