@@ -302,6 +302,20 @@ def test_sigkill_mid_training_then_resume(workspace: Workspace, installed_host: 
     assert done == 1 and after[-1:] == [2]
 
 
+def test_the_time_limit_ends_an_epoch_at_its_next_batch_and_keeps_the_model(shared: Studio) -> None:
+    # 0.0001 minutes (6 ms) pass within the first batch, which traces the training step: the epoch ends
+    # after it. The old host only checked between epochs, so a first epoch always ran whole.
+    run = prepare_run(shared, tiny_request(name="limited", epochs=5, time_limit=0.0001))
+    status = train_run(shared, run)
+    assert status["state"] == "finished" and status["epoch"] == 1
+    (epoch,) = [m for m in run.metrics() if m["kind"] == "epoch"]
+    assert epoch["batches_done"] == 1 < epoch["batches"]
+    assert status["message"] == (
+        f"stopped at the time limit (0.0001 min) in epoch 1, after 1 of its {epoch['batches']} batches"
+    )
+    assert run.model_path.is_file() and math.isfinite(epoch["valid_loss"])  # a model to sample, validated
+
+
 def test_the_time_left_skips_the_tracing_batch_and_stops_at_the_time_limit() -> None:
     tracker = _BatchTracker(None, None, lambda progress: None, 0, 3, [])  # type: ignore[arg-type]
     tracker.started = 0.0

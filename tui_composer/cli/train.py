@@ -101,7 +101,7 @@ def lower_priority(environ: Mapping[str, str] = os.environ) -> int:
     "--time-limit",
     type=float,
     metavar="MINUTES",
-    help="Start no epoch that would end after this many minutes of training.",
+    help="Stop training after this many minutes: the epoch running then ends at its next batch, and counts.",
 )
 @click.option(
     "--strategy",

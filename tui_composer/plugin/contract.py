@@ -331,10 +331,12 @@ class EpochProgress:
     - `on_batch(done, total, loss)` after every batch: done = 1, 2 ... total, in order, and `loss` the
       epoch's running mean so far (the host shows it, and writes it to status.json and metrics.jsonl at
       most once a second).
-    - `stop_requested()` answers True once the user asked to stop (Ctrl-C, SIGTERM, the TUI). Poll it
-      before every batch; once it says yes, start no further batch and return the mean loss so far. Save
-      nothing: the host writes `checkpoints/interrupted.keras` and marks the run stopped. The epoch does not
-      count: `--resume` repeats it from the last finished epoch's checkpoint.
+    - `stop_requested()` answers True once the user asked to stop (Ctrl-C, SIGTERM, the TUI), or once the
+      run's `--time-limit` has passed. Poll it before every batch; once it says yes, start no further
+      batch and return the mean loss so far. Save nothing. After a user's stop the host writes
+      `checkpoints/interrupted.keras` and marks the run stopped; the epoch does not count: `--resume`
+      repeats it from the last finished epoch's checkpoint. At the time limit the host validates the
+      epoch so far and keeps it like any other (it has trained at least one batch).
     """
 
     on_batch: Callable[[int, int, float], None] = lambda done, total, loss: None

@@ -31,7 +31,7 @@ class TrainingRequest:
     seed: int = 0
     name: str | None = None
     patience: int = DEFAULT_PATIENCE  # epochs without a better validation loss before stopping
-    time_limit: float | None = None  # minutes: no epoch starts that would end after this
+    time_limit: float | None = None  # minutes: the epoch running then ends at its next batch
     strategy: str = DEFAULT_STRATEGY  # auto, single, mirrored or multi-worker (tf.distribute)
 
     def argv(self) -> list[str]:

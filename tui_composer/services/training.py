@@ -768,13 +768,18 @@ def _train(
     time_limit = config.get("time_limit")
     epoch_seconds: list[float] = []
     deadline = time.monotonic() + time_limit * 60 if time_limit else None
+
+    def time_is_up() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
+    def stop_requested() -> bool:
+        # At the time limit the epoch ends at its next batch, and counts: an epoch longer than the limit
+        # (a big corpus, a loaded machine) still leaves a model, and the limit holds to a batch. An epoch
+        # that counts has trained at least one batch.
+        return stop.is_set() or (time_is_up() and tracker.batches_done > 0)
+
     while state.epoch < epochs:
-        # no epoch starts that would end past the time limit
-        if (
-            deadline is not None
-            and epoch_seconds
-            and time.monotonic() + sum(epoch_seconds) / len(epoch_seconds) > deadline
-        ):
+        if time_is_up():
             message = f"stopped at the time limit ({time_limit:g} min) after epoch {state.epoch}"
             final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
             report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
@@ -783,7 +788,7 @@ def _train(
         started, cpu_started = time.monotonic(), time.process_time()
         tracker = _BatchTracker(run, status, report, state.epoch, epochs, epoch_seconds, deadline)
         train_loss = model.train_epoch(
-            train, state.epoch, EpochProgress(on_batch=tracker.on_batch, stop_requested=stop.is_set)
+            train, state.epoch, EpochProgress(on_batch=tracker.on_batch, stop_requested=stop_requested)
         )
         if stop.is_set():
             if chief:
@@ -819,6 +824,9 @@ def _train(
             "seconds": round(seconds, 2),
             "cpu_seconds": round(time.process_time() - cpu_started, 2),
         }
+        cut_short = time_is_up() and tracker.batches_done < tracker.batches
+        if cut_short:
+            record["batches_done"], record["batches"] = tracker.batches_done, tracker.batches  # cut by the limit
         run.append_metric(record)
         remaining = epochs - state.epoch
         status.write(
@@ -830,6 +838,14 @@ def _train(
             eta_seconds=round(remaining * sum(epoch_seconds) / len(epoch_seconds), 1),
         )
         report(Progress(phase="epoch", epoch=state.epoch, epochs=epochs, record=record))
+        if cut_short:
+            message = (
+                f"stopped at the time limit ({time_limit:g} min) in epoch {state.epoch}, "
+                f"after {tracker.batches_done} of its {tracker.batches} batches"
+            )
+            final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
+            report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
+            return final
         if state.bad_epochs >= patience:
             message = f"stopped early: no better validation loss for {patience} epochs (best: epoch {state.best_epoch})"
             final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
@@ -889,9 +905,11 @@ class _BatchTracker:
         self.started = time.monotonic()
         self.first_batch_done: float | None = None
         self.last_record = 0.0
+        self.batches_done, self.batches = 0, 0
 
     def on_batch(self, done: int, total: int, loss: float) -> None:
         now = time.monotonic()
+        self.batches_done, self.batches = done, total
         progress = self.progress(done, total, loss, now)
         self.report(progress)
         if now - self.last_record >= BATCH_RECORD_SECONDS or done == total:
