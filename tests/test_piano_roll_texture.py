@@ -62,6 +62,10 @@ def test_a_gap_rings_on_where_the_split_hardly_rests_and_stays_a_rest_where_it_d
     legato = fitted([frames_of(melody(0, [60, 62, 64] * 10))])
     assert legato.silence == 0.0
     assert legato.frames_notes(sampled) == [GridNote(0, 5, 60), GridNote(5, 9, 62)]
+    resumed = sampled.copy()
+    resumed[5:7, 62 - LOW] = resumed[5, WIDTH + 62 - LOW] = 0
+    resumed[5:7, 60 - LOW] = 1  # play of the ringing note resumes after the gap, with no onset bit
+    assert legato.frames_notes(resumed) == [GridNote(0, 9, 60)]  # one note, not struck again
     rests = [frames_of(melody(0, [60, 62]) + melody(6, [64, 65]), length=12) for _ in range(3)]
     resting = fitted(rests)
     assert resting.silence > 0.02

@@ -124,7 +124,8 @@ class PianoRollEncoder(Encoder):
         Fitted on a split (`voices`, `silence`), the notes keep to its texture: at most `voices` sound at
         once, the notes struck in a frame before those held from earlier, higher before lower (a struck note
         ends the one held into it, as in a melody); and where the split hardly ever rests, a frame with
-        nothing struck or held lets the notes before it ring on instead of leaving a rest.
+        nothing struck or held lets the notes before it ring on instead of leaving a rest, and a ringing
+        note whose play resumes without an onset bit goes on (it is not struck again).
         """
         array = np.asarray(frames)
         if array.ndim != 2 or array.shape[1] not in (self.pitches, 2 * self.pitches):
@@ -133,22 +134,26 @@ class PianoRollEncoder(Encoder):
         play = on[:, : self.pitches]
         before = np.vstack([np.zeros((1, self.pitches), dtype=bool), play[:-1]])
         starts = play & ~before
+        struck_bits = starts
         if on.shape[1] == 2 * self.pitches:
             after = np.vstack([play[1:], np.zeros((1, self.pitches), dtype=bool)])
+            struck_bits = on[:, self.pitches :] & play
             # Struck, or played on for two steps or more; a lone onset or a one-step play bit is noise.
-            starts = (on[:, self.pitches :] & play) | (starts & after)
+            starts = struck_bits | (starts & after)
         voices = self.voices if self.voices is not None else self.pitches
         ring_on = self.silence is not None and self.silence < RARE_SILENCE
         notes: list[GridNote] = []
         sounding: dict[int, int] = {}  # column -> the step its note started
         for step in range(play.shape[0]):
-            struck = np.flatnonzero(starts[step])[::-1]
-            held = [c for c in sorted(sounding, reverse=True) if play[step, c] and not starts[step, c]]
+            # A note that rang on through a gap goes on where its play resumes without an onset bit.
+            restarts = (starts[step] & ~np.isin(np.arange(self.pitches), list(sounding))) | struck_bits[step]
+            struck = np.flatnonzero(restarts)[::-1]
+            held = [c for c in sorted(sounding, reverse=True) if play[step, c] and not restarts[c]]
             kept = [int(c) for c in struck][:voices]
             kept += held[: voices - len(kept)]
             if not kept and ring_on:
                 continue  # nothing struck or held: what sounded rings on through the gap
-            for column in [c for c in sounding if c not in kept or starts[step, c]]:
+            for column in [c for c in sounding if c not in kept or restarts[c]]:
                 notes.append(GridNote(sounding.pop(column), step, self.range[0] + column))
             for column in kept:
                 sounding.setdefault(column, step)
