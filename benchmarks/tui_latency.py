@@ -252,6 +252,7 @@ class Latencies:
     keys: list[float] = field(default_factory=list)
     first_visits: list[float] = field(default_factory=list)
     switches: list[float] = field(default_factory=list)
+    by_screen: dict[str, list[float]] = field(default_factory=dict)  # later switches, per target screen
     burst_stall: float = 0.0
     burst_settle: float = 0.0
     tensorflow: bool = False
@@ -284,6 +285,8 @@ def under_training(workspace: Path, presses: int, switches: int) -> Latencies:
                     terminal.press(key)
                     took = terminal.read_until(needle, since=mark, timeout=20) - sent
                     (found.switches if round_ else found.first_visits).append(took)
+                    if round_:
+                        found.by_screen.setdefault(needle.decode(), []).append(took)
                     terminal.drain(0.3)
             found.tensorflow = tensorflow_loaded(terminal.process.pid)
         finally:
@@ -434,6 +437,8 @@ def main() -> None:
             found = under_training(workspace, args.presses, args.switches)
             print(summary("key press -> Runs title rewritten, training running", found.keys, 1000, "ms"))
             print(summary("screen switch (F1..F5) -> its screen written, training running", found.switches, 1000, "ms"))
+            for needle, times in found.by_screen.items():
+                print(summary(f"  to the screen showing {needle!r}", times, 1000, "ms"))
             print(summary("  first visit of each screen (builds it)", found.first_visits, 1000, "ms"))
             print(
                 f"80-key burst in the run view ({2 + RUN_COPIES} runs): longest wait for output "

@@ -6,6 +6,7 @@ importing run as `tui-composer` subprocesses, so TensorFlow never loads into thi
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -97,6 +98,9 @@ class ComposerApp(App[None]):
     def on_mount(self) -> None:
         self.set_interval(STATE_WATCH_SECONDS, self._watch_states)
         self._watch_states()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what the screens froze (ComposerScreen) is collectable again once the app is gone
 
     # --- runs started from here --------------------------------------------------------------------
 
