@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 NO_TENSORFLOW = (
@@ -110,6 +111,29 @@ def test_the_example_encoder_round_trips_through_its_vocabulary(plugin_site: Pat
     assert ids == tokens + 2  # bos and eos around the readings
     assert size == symbols + 3  # the readings' symbols plus bos, eos and unk
     assert (first, second) == (67, 69)  # starts where asked, then up a tone as the tune does
+
+
+def test_a_training_that_leads_its_session_lowers_the_session_too() -> None:
+    """With Linux's autogroup the CPU is shared between sessions before niceness counts: a training the TUI
+    started (a session of its own) must lower its session's niceness, or it takes a core from the TUI."""
+    import os
+    import subprocess
+    import sys
+
+    autogroup = Path("/proc/self/autogroup")
+    if not autogroup.is_file() or not os.access(autogroup, os.W_OK):
+        pytest.skip("no writable /proc/self/autogroup here (autogroup scheduling is Linux's)")
+    probe = (
+        "from pathlib import Path; from tui_composer.cli.train import lower_priority; "
+        "group = Path('/proc/self/autogroup'); before = int(group.read_text().split('nice')[1]); "
+        "lower_priority(); print(int(group.read_text().split('nice')[1]) - before)"
+    )
+    env = {**os.environ, "TUI_COMPOSER_TRAIN_NICENESS": "4"}
+    led = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True,
+                         start_new_session=True)  # fmt: skip
+    assert led.stdout.strip() == "4"
+    shell = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert shell.stdout.strip() == "0"  # a `train` typed in a shell leaves the shell's session alone
 
 
 def test_a_training_process_yields_the_cpu_to_interactive_work(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -66,7 +67,24 @@ def lower_priority(environ: Mapping[str, str] = os.environ) -> int:
         raise click.ClickException(f"{NICENESS_VARIABLE}={text!r} is not a niceness; use 0 (unchanged) to 19")
     if niceness:
         os.nice(niceness)
+        _lower_session(niceness)
     return niceness
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _lower_session(niceness: int) -> None:
+    """Linux's autogroup shares the CPU between sessions first, and by niceness only within one: a training
+    that leads its own session (the TUI starts it so) lowers its session's niceness too, or it would not
+    yield to the TUI at all. A `train` typed in a shell leads no session and leaves the shell's alone."""
+    if os.getsid(0) != os.getpid():
+        return
+    try:
+        current = int(AUTOGROUP.read_text().rsplit("nice", 1)[1])
+        AUTOGROUP.write_text(f"{min(19, current + niceness)}\n")
+    except (OSError, ValueError, IndexError):
+        pass  # no autogroup (another system, or a kernel without it): the process's niceness is all there is
 
 
 @click.command()
