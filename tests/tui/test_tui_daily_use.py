@@ -35,6 +35,7 @@ from tui_composer.tui.screens.help import HelpScreen
 from tui_composer.tui.screens.new_run import NewRunScreen
 from tui_composer.tui.screens.run_log import RunLogScreen
 from tui_composer.tui.screens.runs import RunsScreen
+from tui_composer.tui.widgets.loss_chart import LossChart
 from tui_composer.tui.widgets.param_form import ParamForm
 from tui_composer.tui.widgets.row_table import RowTable
 
@@ -501,6 +502,7 @@ async def test_a_run_that_stopped_at_its_time_limit_reads_as_done(tui_studio: St
         assert screen.query_one("#run-progress", ProgressBar).percentage == 1.0
         assert cells(screen.table, 2) == ["14"]
         assert "stopped at the time limit" in str(screen.query_one("#run-log", Static).content)
+        assert screen.query_one(LossChart).epochs == 14  # the chart spans what it trained, not 40 (squeezed left)
 
 
 async def test_choosing_another_run_drops_the_eta_of_the_run_shown_before(tui_studio: Studio) -> None:

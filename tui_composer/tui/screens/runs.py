@@ -217,7 +217,10 @@ class RunsScreen(ComposerScreen):
         self._text("#run-eta", "  ".join(part for part in (eta, device) if part))
         row = self.rows.get(detail.name)
         self._text("#run-about", self._about(row) if row else "")
-        self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs)
+        # While it trains the x axis spans the planned epochs; once done, those it trained (a time limit or
+        # early stopping may end a run at 24 of 1000, whose curve would sit in the chart's first column).
+        done = detail.state in DONE_STATES and detail.epochs_done
+        self.query_one(LossChart).plot(detail.train, detail.valid, detail.epochs_done if done else detail.epochs)
         hint = ""
         if detail.state == RunState.INTERRUPTED:
             hint = "Its process is gone: press r to resume from the last checkpoint."
