@@ -62,6 +62,20 @@ async def test_loss_chart_scales_to_its_data() -> None:
     assert all(not line[len(line) // 2 + 2 :].strip() for line in plot)
 
 
+@pytest.mark.parametrize("low", [0.0468, -0.0468, 0.00001234, -123456.0])
+async def test_loss_chart_labels_fit_the_axis_and_keep_the_epoch_line(low: float) -> None:
+    # 0.0468 (chorales-default's lowest training loss) was written in full: its row grew a character past
+    # the chart and pushed the epoch axis off the bottom.
+    async with Canvas().run_test(size=(40, 12)) as pilot:
+        chart = pilot.app.query_one(LossChart)
+        chart.plot([(0.5, 12.0), (1.0, low)], [(1.0, 3.0)], 2)
+        await pilot.pause()
+        lines, width = chart.render().plain.splitlines(), chart.size.width
+    assert all(len(line) <= width for line in lines)
+    assert lines[-2].index("┤") == lines[0].index("┤") == 6
+    assert lines[-1].lstrip().startswith("└0") and "epoch 2" in lines[-1]
+
+
 def test_metrics_are_read_incrementally_and_resume_replaces_the_unfinished_epoch(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     tail = MetricsTail(path)

@@ -44,7 +44,13 @@ def _thin(dots: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _label(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    """The value in at most AXIS_WIDTH - 2 characters (a longer one pushed its row past the chart's width
+    and the epoch axis off the bottom), with as many significant digits as fit."""
+    width = AXIS_WIDTH - 2
+    for text in (f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}", f"{value:.2g}", f"{value:.1g}"):
+        if len(text) <= width:
+            return text
+    return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")[:width]
 
 
 class LossChart(Widget):
