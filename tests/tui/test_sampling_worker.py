@@ -119,3 +119,12 @@ def test_samples_folder_agrees_with_the_sampling_service(tui_studio: Studio, tmp
     write_run(tui_studio.workspace, "jig-lstm", state="finished", epoch=1, epochs=1)
     run = tui_studio.runs.get("jig-lstm")
     assert samples_folder(tui_studio.workspace, run) == output_folder(tui_studio, run, None)
+
+
+def test_the_worker_runs_tensorflow_on_one_thread_unless_told_otherwise() -> None:
+    # More threads spun against the pool's processes: 2.2-2.7 s of CPU a generation instead of 1.7 s.
+    from tui_composer.services.worker import pin_tensorflow_threads
+
+    chosen = {"TF_NUM_INTEROP_THREADS": "4"}
+    pin_tensorflow_threads(chosen)
+    assert chosen == {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "4"}
