@@ -15,6 +15,7 @@ import pytest
 from encoders_support import JIG, abc_piece
 from tui_composer_plugins.midi_events.encoder import MidiEventEncoder, Texture
 
+from tui_composer.api import DecodingStep, SampleRequest, StepContext, decode
 from tui_composer.music.abc_writer import score_to_abc
 from tui_composer.music.export import parse_abc
 from tui_composer.music.notes import GridNote, infer_meter, notes_to_score, score_notes
@@ -141,3 +142,41 @@ def test_garbage_that_holds_every_note_decodes_to_clean_abc(tmp_path: Path) -> N
         sample = np.asarray([vocabulary.id(t) for t in rng.choice(tokens, 120)])
         abc = score_to_abc(encoder.decode(sample))
         assert "[M:" not in abc and abc2midi_said(abc, tmp_path) == ""
+
+
+class EagerToEnd(DecodingStep):
+    """A model that would end every piece at once: the end-of-piece id far likelier than any other."""
+
+    def __init__(self, size: int, eos: int) -> None:
+        self.size, self.eos = size, eos
+
+    def prime(self, primer: np.ndarray, n: int) -> int:
+        return n
+
+    def scores(self, state: int, context: StepContext) -> np.ndarray:
+        scores = np.zeros((state, self.size), np.float32)
+        scores[:, self.eos] = 6.0
+        return scores
+
+    def advance(self, state: int, chosen: np.ndarray) -> int:
+        return len(chosen)
+
+    def select(self, state: int, rows: np.ndarray) -> int:
+        return len(rows)
+
+
+def test_constrained_events_end_only_after_a_note_is_struck() -> None:
+    # Unconstrained, such a model's samples are empty: "the events play no notes", and no tune is written.
+    encoder = fitted(MELODY)
+    data = encoder.data_spec()
+    assert data.eos is not None
+    step = EagerToEnd(data.size, data.eos)
+    free = decode(step, SampleRequest(n=20, max_length=64, seed=1), data)
+    assert sum(len(ids) == 0 for ids in free) >= 18
+    constrained = decode(step, SampleRequest(n=20, max_length=64, seed=1, constraint=encoder.constraint()), data)
+    for ids in constrained:
+        tokens = encoder.tokens(ids)
+        assert any(token.startswith("on:") for token in tokens)
+        assert encoder.notes(tokens)
+    # Only an end before the first strike is forbidden: most pieces end right after it, as the model wants.
+    assert sum(encoder.tokens(ids)[-1].startswith("on:") for ids in constrained) >= 15

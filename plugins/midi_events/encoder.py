@@ -28,7 +28,9 @@ from tui_composer.api import (
     EncodeError,
     GridNote,
     Piece,
+    TokenConstraint,
     TokenEncoder,
+    Vocabulary,
     check_lengths,
     midi_notes,
     notes_to_midi,
@@ -245,6 +247,9 @@ class MidiEventEncoder(TokenEncoder):
         texture = state.get("texture")  # runs saved before it have none: their samples decode as before
         self.texture = Texture(**texture) if isinstance(texture, Mapping) else None
 
+    def constraint(self) -> StrikesFirst:
+        return StrikesFirst(self.fitted_vocabulary())
+
     def tokens(self, ids: Iterable[int]) -> list[str]:
         """Ids (with or without bos and eos) as tokens; unknown ids are dropped."""
         vocabulary = self.fitted_vocabulary()
@@ -257,3 +262,42 @@ class MidiEventEncoder(TokenEncoder):
         if not notes:
             raise EncodeError("sample", "the events play no notes")
         return notes_to_score(notes, self.steps_per_quarter)
+
+
+class StrikesFirst(TokenConstraint):
+    """Constrained sampling of events: the piece may end only once it plays a note, i.e. while a note
+    sounds or after time passed with one sounding (`on:60 off:60` alone plays nothing). 2 of 100 samples of
+    a char-lstm trained 10 minutes on O'Neill's tunes played nothing and could not be written as tunes;
+    nothing else is forbidden, so the lengths stay the model's. A state: (played, pitches sounding)."""
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.eos = vocabulary.eos
+        self.moves: list[tuple[str, int]] = []  # per id: ("on" | "off", pitch), ("shift", 0) or ("", 0)
+        for symbol in vocabulary.symbols:
+            kind, _, value = symbol.partition(":")
+            number = int(value) if value.isdigit() else 0
+            self.moves.append((kind, number) if kind in ("on", "off") or (kind == "shift" and number) else ("", 0))
+        self.anything = np.ones(len(vocabulary), bool)
+        self.no_end = self.anything.copy()
+        self.no_end[self.eos] = False
+
+    def start(self) -> tuple[bool, frozenset[int]]:
+        return False, frozenset()
+
+    def allowed(self, state: tuple[bool, frozenset[int]]) -> np.ndarray:
+        played, sounding = state
+        return self.anything if played or sounding else self.no_end
+
+    def allows(self, state: tuple[bool, frozenset[int]], token: int) -> bool:
+        return token != self.eos or state[0] or bool(state[1])
+
+    def advance(self, state: tuple[bool, frozenset[int]], token: int) -> tuple[bool, frozenset[int]]:
+        played, sounding = state
+        kind, number = self.moves[token]
+        if kind == "on":
+            return played, sounding | {number}
+        if kind == "off":
+            return played, sounding - {number}
+        if kind == "shift":
+            return played or bool(sounding), sounding
+        return state
