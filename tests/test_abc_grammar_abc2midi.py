@@ -233,9 +233,3 @@ def test_a_tuplet_ends_on_the_grid_of_the_shortest_note(constraint: AbcGrammar) 
     assert check_text(HEADER + "(3A2Bc B4 c|]\n") is None
     assert " " in offered(constraint, HEADER + "(3A2B2c2")
     assert " " not in offered(constraint, HEADER + "(3A2Bc")
-
-
-def test_a_chord_with_lengths_inside_fits_without_one_outside(constraint: AbcGrammar) -> None:
-    """Sample 068: `A3 A2:|` left one eighth, and `[g2e2]` could take no length after it: a dead end."""
-    assert "2" not in offered(constraint, "X:1\nM:6/8\nL:1/8\nK:Am\nA|A3 A2 A|A3 A2:|\n[g")
-    assert "]" in offered(constraint, "X:1\nM:6/8\nL:1/8\nK:Am\nA|A3 A2 A|A3 A2:|\n[g")

@@ -1415,8 +1415,6 @@ def _chord(core: Core, char: str) -> Core | None:
             return None  # in a tuplet the chord's length is written outside: [CE]2
         if count == 1 and lexed[2] != note[2] and not _length_char_ok(core, lexed[2], MIN_LENGTH):
             return None
-        if count == 1 and not core.flags & READING and not _chord_first_ok(core, lexed[2]):
-            return None
         if first is not None and not core.flags & READING and first not in lengths.completions.get(lexed[2], ()):
             return None  # abc2midi: "unequal notes in chord" (a sampler's notes are as long as the first)
         return core._replace(aux=(count, first, lexed))
@@ -1426,19 +1424,9 @@ def _chord(core: Core, char: str) -> Core | None:
         return None
     if first is None:
         first = lengths.values[note[2]]
-        if not _length_char_ok(core, "", first) or (not core.flags & READING and not _chord_first_ok(core, note[2])):
+        if not _length_char_ok(core, "", first):
             return None
     return _chord(core._replace(aux=(count, first, None)), char)
-
-
-def _chord_first_ok(core: Core, prefix: str) -> bool:
-    """Whether a sampler's chord whose first note's length is written `prefix` so far still fits: with a
-    length after the chord only if it has none inside (see _chord_length)."""
-    for length in _lengths(core).completions.get(prefix, ()):
-        ticks = _note_ticks(core, length, MIN_LENGTH) if length == (1, 1) else _note_ticks(core, length)
-        if _fits(core, ticks):
-            return True
-    return False
 
 
 def _chord_length(core: Core, char: str) -> Core | None:
