@@ -15,8 +15,8 @@ Normalisation (what a tune looks like before it is split into characters):
 
 MIDI and MusicXML pieces are read into music21 and written with the ABC writer, then normalised the same
 way. Decoding gives the ABC text (a missing `X:` or `K:` line is added, and `L:1/8` where neither `M:`
-nor `L:` is given, and a `:|` with no `|:` gets its `|:` written, see `explicit_repeats`); the Score
-comes from music21's ABC parser, dropping trailing lines a model garbled when the whole tune does not parse.
+nor `L:` is given); the Score comes from music21's ABC parser, dropping trailing lines a model garbled when
+the whole tune does not parse.
 """
 
 from __future__ import annotations
@@ -37,12 +37,6 @@ PLAYER_FIELDS = frozenset("XMLQKRV")
 _FIELD = re.compile(r"^([A-Za-z+]):")
 _COMMENT = re.compile(r"(?<!\\)%.*$")
 MAX_REPAIRS = 40  # lines dropped from the end of a garbled sample before giving up
-# Bar lines, longest first; chord symbols, `!decorations!` and comments are skipped before matching.
-_BAR_LINE = re.compile(r":\|\||:\|[12]|::|:\||\|\||\|\]|\|:|\|[12]|\[\|\]?|\[[12]|\|")
-_SKIPPED = re.compile(r'"[^"\n]*"?|![^!\n]*!|(?<!\\)%.*')
-_REPEAT_ENDS = (":|", ":||", ":|1", ":|2", "::")
-# What a bar line becomes when a repeat starts after it: the same boundary, with the `|:` in it.
-_WITH_START = {"||": "|:", "|]": "|:", ":|": "::", ":||": "::"}
 
 
 def normalise(text: str, *, titles: bool = False, all_fields: bool = False) -> str:
@@ -78,64 +72,6 @@ def playable(text: str) -> str:
         key = next(i for i, line in enumerate(lines) if line.startswith("K:"))
         lines.insert(key, "L:1/8")
     return "\n".join(lines) + "\n"
-
-
-def explicit_repeats(text: str) -> str:
-    """The tune with a `|:` written where a `:|` without one repeats from (ABC 2.1: after the last `||`,
-    `|]` or `:|`, else from the start; as tui_composer.music.export.repeat_starts reads it): abc2midi reads
-    such a repeat from the start ("Assuming repeat", and turns a `:|` before it into `::`). The boundary
-    takes the `|:` (`||` and `|]` become `|:`, `:|` becomes `::`), so the music is unchanged (issue 14)."""
-    lines = text.split("\n")
-    body = next((i + 1 for i, line in enumerate(lines) if line.startswith("K:")), None)
-    if body is None:
-        return text
-    # (offset in the text, bar line) for every bar line of the body; `start`: where its music begins
-    offset = sum(len(line) + 1 for line in lines[:body])
-    bars: list[tuple[int, str]] = []
-    start = None
-    for line in lines[body:]:
-        if not (_FIELD.match(line) and line[2:3] != "|"):  # (`A:|` is a note and a bar line)
-            if start is None and line.strip():
-                start = offset + len(line) - len(line.lstrip())
-            position = 0
-            while position < len(line):
-                found = _SKIPPED.match(line, position) or _BAR_LINE.match(line, position)
-                if found is None:
-                    position += 1
-                    continue
-                if not _SKIPPED.match(line, position):
-                    bars.append((offset + position, found.group()))
-                position = found.end()
-        offset += len(line) + 1
-    if start is None:
-        return text
-    section: int | None = None  # the bar line the section begins after (None: the start of the tune)
-    opened = False
-    starts: list[int | None] = []
-    for index, (_, bar) in enumerate(bars):
-        if bar == "|:":
-            opened = True
-        elif bar in _REPEAT_ENDS:
-            if not opened and section not in starts:
-                starts.append(section)
-            section, opened = index, bar == "::"
-        elif bar in ("||", "|]") and not opened:
-            section = index
-    edits: list[tuple[int, int, str]] = []  # (from, to, text)
-    for begins_after in starts:
-        if begins_after is None:
-            leading = bars[0] if bars and bars[0][0] == start else None
-            if leading is not None and leading[1] in ("|", "||", "[|"):
-                edits.append((start, start + len(leading[1]), "|:"))  # `|A2|...` becomes `|:A2|...`
-            else:
-                edits.append((start, start, "|:"))
-            continue
-        position, bar = bars[begins_after]
-        if bar in _WITH_START:
-            edits.append((position, position + len(bar), _WITH_START[bar]))
-    for begin, end, replacement in sorted(edits, reverse=True):
-        text = text[:begin] + replacement + text[end:]
-    return text
 
 
 def abc_score(text: str, name: str = "sample") -> Score:
@@ -208,11 +144,7 @@ class AbcEncoder(TokenEncoder):
         text = self.text(array)
         if not text.strip():
             raise EncodeError("sample", "the sample holds no text")
-        from tui_composer_plugins.abc.grammar import check_text
-
-        text = playable(text)
-        # (only a tune the sampler's checker accepts: its sections are the ones explicit_repeats reads)
-        return explicit_repeats(text) if check_text(text, sampling=True) is None else text
+        return playable(text)
 
     def decode(self, array: np.ndarray) -> Score:
         return abc_score(self.to_abc(array))

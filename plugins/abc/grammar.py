@@ -32,14 +32,6 @@ forms that music21, `abc2midi` and abcjs (the parser behind web players) read al
   broken-rhythm mark by its note; no tie or broken rhythm on a staccato or fermata note, no roll on a
   tied note or after grace notes. An `R:` naming a hornpipe goes with `M:2/4`, `4/4` or `C` (either
   order), and in a hornpipe, which abc2midi swings itself, no mark where it swings, no staccato or fermata.
-- Bars as abc2midi counts them (`_counted_ok`): it carries a short bar's time across a section boundary
-  (`||`, `|]`, `[|`, `|:`) into the next bar, across a `:|` into the bar it goes back to (the section's
-  first: after the last `|:`, `::`, `:|`, `||` or `|]`, else the tune's first, where the encoder writes
-  the `|:` of a repeat that has none) and the second time into the bar after. So a short bar before a
-  boundary is completed by the next, a `|` closes only a full bar (or the tune's first), and a `:|` a
-  bar that with the section's first makes one full bar, or a full bar after a full first one. No slur
-  inside a slur ("Slur within slur"); a chord's notes as long as its first, and a length inside the
-  chord or after it, not both (abc2midi reads `[c2e2]2` as 2 units).
 - The end of the tune is offered wherever it may come, never forced: a short bar closes only at a section
   boundary (`||`, `|]`, `:|`...), because after `|` it would have to be the last, and a model that wrote
   one by mistake (12.5% of `oneills-default`'s samples before) had its tune ended there.
@@ -234,7 +226,6 @@ ACCIDENTALS = ("^", "^^", "_", "__", "=")
 PITCHES = frozenset("ABCDEFGabcdefg")
 MAX_OCTAVE_MARKS = 2
 MAX_SLURS = 3
-MAX_OFFERED_SLURS = 1  # abc2midi: "Slur within slur" (a tuplet's `(3` is no slur)
 MAX_GRACE = 8
 MAX_CHORD = 6
 MAX_DECORATIONS = 3
@@ -278,12 +269,6 @@ OFFERED_BAR_LINES = {line: closing for line, closing in BAR_LINES.items() if lin
 OFFERED_BAR_PREFIXES = frozenset(text[:end] for text in OFFERED_BAR_LINES for end in range(1, len(text) + 1))
 FIRST_ENDINGS = frozenset({"|1", ":|1", "[1"})
 SECOND_ENDINGS = frozenset({"|2", ":|2", "[2"})
-REPEAT_CLOSINGS = frozenset({":|", "::", ":||", ":|1", ":|2"})
-# Where a section begins, for a `:|` with no `|:` (as tui_composer.music.export.repeat_starts and the
-# encoder's explicit_repeats read it): after these, or at the start of the tune.
-SECTION_STARTS = frozenset({"||", "|]", "|:", *REPEAT_CLOSINGS})
-# Core.first (sampling): the section's first bar is being written; or no `:|` can come before a `|:`.
-FIRST_OPEN, FIRST_UNUSED = -1, -2
 
 # Tuplets: p -> (q in simple time, q in compound time), music21's table.
 TUPLETS = {2: (3, 3), 3: (2, 2), 4: (3, 3), 5: (2, 3), 6: (2, 2), 7: (2, 3), 8: (3, 3), 9: (2, 3)}
@@ -389,8 +374,6 @@ class Core(NamedTuple):
     broken: int  # index into BROKEN_RIGHT: the factor for the next note
     pitch: str = ""  # sampling: the written pitch of the note being read or just ended (`^f'`)
     tied: str = ""  # sampling: the written pitch a tie waits for (abc2midi ties only a note to itself)
-    carried: int = 0  # sampling: ticks of `bar` that a short bar before a section boundary left to this one
-    first: int = FIRST_OPEN  # sampling: ticks of the section's own first bar, where a `:|` goes back to
 
 
 START = Core(H_LINE, None, "", 0, 0, False, 0, PICKUP, 0, 1, 1, 0, 0, 0)
@@ -719,10 +702,6 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
     if core.tuplet_left and not ghost and not _plain(scaled(core.unit, length, *more, BROKEN_RIGHT[core.broken])):
         return None
     assert ticks is not None
-    if sampling and core.tuplet_left <= 1 and (core.bar + ticks) % (core.unit * MIN_LENGTH[0] // MIN_LENGTH[1]):
-        # a tuplet that ends off the shortest note's grid (`(3A2Bc`) leaves a rest of the bar no note can
-        # fill, and a bar abc2midi counts must end exactly full
-        return None
     if core.flags & STACCATO:
         pitch = ""  # abc2midi ties no staccato note, nor gives it a broken rhythm (see _start_element)
     flags = core.flags & ~(SYMBOL_WAITING | GHOST | ENDING_EMPTY | SECOND_DUE | STACCATO)
@@ -811,8 +790,8 @@ def _start_element(core: Core, char: str) -> Core | None:
         return None
     if char == "(":
         opened = core._replace(mode=B_PAREN, aux=_prefix_items(core))
-        if not _room(core) or (core.slurs >= _max_slurs(core) and not any(_paren(opened, p) for p in "23456789")):
-            return None  # no slur over the limit, and no tuplet that fits: nothing could follow the `(`
+        if not _room(core) or (core.slurs >= MAX_SLURS and not any(_paren(opened, p) for p in "23456789")):
+            return None  # no fourth slur, and no tuplet that fits: nothing could follow the `(`
         return opened
     if char == "{":
         items = _prefix_items(core)
@@ -877,9 +856,7 @@ def _idle(core: Core, char: str) -> Core | None:
 def _starts_field(core: Core, char: str) -> bool:
     """Whether `char` starts an `M:`, `L:` or `K:` line here: at a line start between bars."""
     at_line_start = core.mode == B_IDLE and core.aux == "n" and char in BODY_FIELDS
-    if char == "M" and core.carried:
-        return False  # abc2midi would measure the carried time in the new meter
-    return at_line_start and not (core.bar - core.carried or core.tuplet_left or core.flags & TIE)
+    return at_line_start and not (core.bar or core.tuplet_left or core.flags & TIE)
 
 
 def _finish(core: Core) -> Core | None:
@@ -1047,8 +1024,6 @@ def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
     sampling = not core.flags & READING
     if sampling and not _structure_ok(core.flags, line):
         return False
-    if sampling and not core.flags & UNMETERED:
-        return _counted_ok(core, line)
     if core.bar == 0 or core.bar == core.bar_len or core.flags & UNMETERED:
         return True
     if core.flags & (PICKUP | AFTER_BOUNDARY) or BAR_LINES[line] != "|":
@@ -1057,39 +1032,6 @@ def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
     # past bars without notes, which music21 skips). A sampler is never offered one: a model that wrote
     # it by mistake would be made to end its tune there (its short last bar ends `|]`, `||` or `:|`).
     return not sampling
-
-
-def _counted_ok(core: Core, line: str) -> bool:
-    """abc2midi's bar check, for a sampler: it counts time across a section boundary (`||`, `|]`, `[|`,
-    `|:`) until a bar is full, and across a repeat (`:|`...) into the bar it goes back to, then into the
-    bar after. So a short bar before a boundary may close (its time is `carried` into the next bar, which
-    completes it), a `|` closes only a full bar (or the tune's first), and a `:|` closes a bar that with
-    the section's first bar makes one full bar, or a full bar when that one is full (issue 14)."""
-    full, total = core.bar_len, core.bar
-    if line in REPEAT_CLOSINGS:
-        if core.first == FIRST_OPEN:
-            return total == full and not core.carried  # a section of one bar: it must be full both times
-        return core.first == FIRST_UNUSED or total + core.first in (full, 2 * full)
-    if BAR_LINES[line] == "|" or line in FIRST_ENDINGS:
-        # (abc2midi checks the bar before `[1` too, and the second time round goes from it to `[2`)
-        return total in (0, full) or bool(core.flags & PICKUP and not core.carried)
-    return True
-
-
-def _carry(core: Core, line: str, flags: int) -> tuple[int, int]:
-    """(carried, first) for the bar after `line`, by abc2midi's count (see _counted_ok); `flags` are the
-    flags after the line."""
-    total = core.bar
-    first = total - core.carried if core.first == FIRST_OPEN else core.first
-    if total in (0, core.bar_len) or core.flags & (PICKUP | UNMETERED):
-        carried = 0  # (abc2midi checks the tune's first bar at any bar line, short or not)
-    elif line in REPEAT_CLOSINGS and core.flags & IN_FIRST:
-        carried = 0  # the second time, the full bar before the first ending leads into the second
-    else:
-        carried = total
-    if line in SECTION_STARTS:
-        first = FIRST_UNUSED if flags & ENDED and not flags & REPEAT_OPEN else FIRST_OPEN
-    return carried, first
 
 
 def _structure_ok(flags: int, line: str) -> bool:
@@ -1124,7 +1066,7 @@ def _close_bar(core: Core, line: str) -> Core:
     flags = core.flags
     short = core.bar and core.bar != core.bar_len and not flags & (PICKUP | AFTER_BOUNDARY | UNMETERED)
     short_last = short and closing == "|"
-    if core.bar - core.carried:
+    if core.bar:
         flags &= ~(PICKUP | AFTER_BOUNDARY)
     if line not in ("|", ":"):
         flags |= AFTER_BOUNDARY
@@ -1145,8 +1087,6 @@ def _close_bar(core: Core, line: str) -> Core:
             flags |= ENDING_EMPTY | ENDED
         if line not in ("|", ":"):
             flags |= SECTIONED
-        carried, first = _carry(core, line, flags)
-        return core._replace(mode=B_IDLE, aux="b", bar=carried, flags=flags, last=0, carried=carried, first=first)
     return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags, last=0)
 
 
@@ -1160,16 +1100,12 @@ def _paren(core: Core, char: str) -> Core | None:
             return None
         tuplet = core._replace(mode=B_TUPLET, aux=(items, char), tuplet_left=0)
         return tuplet if _tuplet_fits(tuplet, char) or _tuplet_fits(tuplet, char + ":2") else None
-    if core.slurs >= _max_slurs(core):
+    if core.slurs >= MAX_SLURS:
         return None
     opened = core._replace(mode=B_PREFIX, aux=(items | P_SLUR, 0), slurs=core.slurs + 1)
     if reading and char == " ":
         return opened._replace(aux=(items | P_SLUR | P_SPACE, 0))  # `( cd)`: a slur, then a space
     return _prefix(opened, char)
-
-
-def _max_slurs(core: Core) -> int:
-    return MAX_SLURS if core.flags & READING else MAX_OFFERED_SLURS
 
 
 def _tuplet_ratio(core: Core, text: str) -> tuple[int, int] | None:
@@ -1415,12 +1351,8 @@ def _chord(core: Core, char: str) -> Core | None:
             return None  # in a tuplet the chord's length is written outside: [CE]2
         if count == 1 and lexed[2] != note[2] and not _length_char_ok(core, lexed[2], MIN_LENGTH):
             return None
-        if first is not None and not core.flags & READING and first not in lengths.completions.get(lexed[2], ()):
-            return None  # abc2midi: "unequal notes in chord" (a sampler's notes are as long as the first)
         return core._replace(aux=(count, first, lexed))
     if note[2] not in lengths.values:
-        return None
-    if first is not None and not core.flags & READING and lengths.values[note[2]] != first:
         return None
     if first is None:
         first = lengths.values[note[2]]
@@ -1432,8 +1364,6 @@ def _chord(core: Core, char: str) -> Core | None:
 def _chord_length(core: Core, char: str) -> Core | None:
     first, length = core.aux
     lengths = _lengths(core)
-    if (char.isdigit() or char == "/") and first != (1, 1) and not core.flags & READING:
-        return None  # abc2midi would take `[c2e2]2` for 2 units, music21 for 4: lengths inside or out, not both
     if (char.isdigit() or char == "/") and length + char in lengths.prefix_min:
         if not _length_char_ok(core, length + char, first):
             return None
