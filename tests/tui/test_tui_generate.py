@@ -18,6 +18,7 @@ from tui_composer.services.runs import RunStore
 from tui_composer.services.studio import Studio
 from tui_composer.services.workspace import Workspace
 from tui_composer.tui.app import ComposerApp
+from tui_composer.tui.messages import SamplerReplied
 from tui_composer.tui.screens.samples import CHECKING, SamplesScreen
 
 SIZE = (80, 24)
@@ -60,7 +61,19 @@ def status(screen: SamplesScreen) -> str:
     return str(screen.query_one("#sample-status", Static).content)
 
 
-async def test_generate_in_the_warm_worker_then_cancel(trained: Studio) -> None:
+async def test_generate_in_the_warm_worker_then_cancel(trained: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    cancel_at_first_sample: list[bool] = []
+    handle = SamplesScreen.on_sampler_replied
+
+    def cancelling(screen: SamplesScreen, message: SamplerReplied) -> None:
+        handle(screen, message)
+        # What ctrl+x runs, as the first sample arrives: the screen may take many replies in one go, so a key
+        # pressed after the first row is drawn came after the last (400 tunes in 5.8 s on a quiet machine).
+        if cancel_at_first_sample == [True] and message.reply.get("kind") == "sample":
+            cancel_at_first_sample.append(True)
+            screen.action_cancel()
+
+    monkeypatch.setattr(SamplesScreen, "on_sampler_replied", cancelling)
     app = ComposerApp(trained)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f4")
@@ -84,9 +97,9 @@ async def test_generate_in_the_warm_worker_then_cancel(trained: Studio) -> None:
         # A long generation, cancelled: it stops at its next step, and every row it wrote says what it is.
         # (Many long tunes: 80 of up to 1,000 steps were all written 3.2 s later, before the cancel came.)
         fill(screen, 400, 1000, 8)
+        cancel_at_first_sample.append(True)
         await pilot.press("ctrl+g")
-        await until(pilot, lambda: table.row_count > 3, 120, "the first sample of the second generation")
-        await pilot.press("ctrl+x")
+        await until(pilot, lambda: len(cancel_at_first_sample) == 2, 120, "the first sample of the second generation")
         await until(pilot, lambda: screen._generation is None, 30, "the generation to stop")
         assert status(screen).startswith("Cancelled:"), status(screen)
         assert 3 < table.row_count < 3 + 400
