@@ -24,11 +24,14 @@ import importlib.util
 import io
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import stat
+import sys
 import wave
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -492,6 +495,11 @@ def transcribe_recordings(
             outcomes[index] = Outcome(value=_transcribed_piece(recording, target))
         else:
             jobs.append((index, TranscriptionJob(recording.key, recording.path, digest, target, settings)))
+    broken = compiled_once(settings) if jobs else None
+    if broken:
+        for index, _ in jobs:
+            outcomes[index] = Outcome(error=broken)
+        jobs = []
     results = map_bounded(transcribe_job, [job for _, job in jobs], timeout=TRANSCRIBE_TIMEOUT, chunk_size=1)
     for (index, job), result in zip(jobs, results, strict=True):
         if result.ok:
@@ -504,6 +512,38 @@ def transcribe_recordings(
             write_json(sidecar_path(job.target), {"skipped": reason, "source": str(job.source)})  # cached too
         outcomes[index] = Outcome(error=reason)
     return [outcomes[index] for index in range(len(recordings))]
+
+
+def compiled_once(settings: TranscriptionSettings) -> str | None:
+    """Compile (or load) librosa's numba code in one process of its own before the workers start; None, or
+    why transcription can't run here.
+
+    Workers that compile the same numba gufunc at once can leave its two cache files from two processes, and
+    every later load of them crashes the process (numba issue 10128: a fresh install's first import here,
+    then every transcription "worker failed: BrokenProcessPool"). Compiled once first, the workers only load.
+    In a process of its own, because a cache damaged before would crash this one too.
+    """
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+        try:
+            pool.submit(_transcribe_a_tone, settings).result(timeout=TRANSCRIBE_TIMEOUT)
+        except Exception as error:  # noqa: BLE001 - the process crashed (or timed out): said for every file
+            import librosa
+
+            folder = Path(librosa.__file__).parent
+            return (
+                f"librosa's compiled code crashed on a test tone ({type(error).__name__}); its "
+                f"numba cache may be damaged (numba issue 10128): delete the __pycache__ folders under {folder} "
+                "or set NUMBA_CACHE_DIR to an empty folder, then import again"
+            )
+    return None
+
+
+def _transcribe_a_tone(settings: TranscriptionSettings) -> int:
+    rate = ANALYSIS_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    notes, _ = transcribe(Recording(tone, rate, 1.0, False), settings)
+    return len(notes)
 
 
 def _transcribed_piece(recording: Piece, midi_path: Path) -> Piece:
