@@ -772,6 +772,12 @@ def _train(
     def time_is_up() -> bool:
         return deadline is not None and time.monotonic() >= deadline
 
+    def finished(message: str) -> dict[str, Any]:
+        """The run ends before its planned epochs (time limit, early stopping): status and report say why."""
+        final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
+        report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
+        return final
+
     def stop_requested() -> bool:
         # At the time limit the epoch ends at its next batch, and counts: an epoch longer than the limit
         # (a big corpus, a loaded machine) still leaves a model, and the limit holds to a batch. An epoch
@@ -781,9 +787,7 @@ def _train(
     while state.epoch < epochs:
         if time_is_up():
             message = f"stopped at the time limit ({time_limit:g} min) after epoch {state.epoch}"
-            final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
-            report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
-            return final
+            return finished(message)
         seed_everything(epoch_seed(state.seed, state.epoch + 1))
         started, cpu_started = time.monotonic(), time.process_time()
         tracker = _BatchTracker(run, status, report, state.epoch, epochs, epoch_seconds, deadline)
@@ -843,14 +847,10 @@ def _train(
                 f"stopped at the time limit ({time_limit:g} min) in epoch {state.epoch}, "
                 f"after {tracker.batches_done} of its {tracker.batches} batches"
             )
-            final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
-            report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
-            return final
+            return finished(message)
         if state.bad_epochs >= patience:
             message = f"stopped early: no better validation loss for {patience} epochs (best: epoch {state.best_epoch})"
-            final = status.write(state=RunState.FINISHED, eta_seconds=None, message=message)
-            report(Progress(phase="finished", epoch=state.epoch, epochs=epochs, message=message))
-            return final
+            return finished(message)
     final = status.write(state=RunState.FINISHED, eta_seconds=None, message=f"trained {epochs} epochs")
     report(Progress(phase="finished", epoch=state.epoch, epochs=epochs))
     return final
