@@ -24,11 +24,9 @@ import importlib.util
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import shutil
 import stat
-import sys
 import wave
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tui_composer.plugin.contract import EncodeError, Piece
-from tui_composer.services.parallel import Outcome, map_bounded
+from tui_composer.services.parallel import Outcome, map_bounded, pool_context
 from tui_composer.services.workspace import read_json, write_atomic, write_json
 
 if TYPE_CHECKING:
@@ -523,8 +521,7 @@ def compiled_once(settings: TranscriptionSettings) -> str | None:
     then every transcription "worker failed: BrokenProcessPool"). Compiled once first, the workers only load.
     In a process of its own, because a cache damaged before would crash this one too.
     """
-    method = "spawn" if "tensorflow" in sys.modules else "fork"
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(1, mp_context=pool_context()) as pool:
         try:
             pool.submit(_transcribe_a_tone, settings).result(timeout=TRANSCRIBE_TIMEOUT)
         except Exception as error:  # noqa: BLE001 - the process crashed (or timed out): said for every file

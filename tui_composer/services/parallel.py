@@ -116,6 +116,12 @@ def worker_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def pool_context() -> multiprocessing.context.BaseContext:
+    """How to start pool processes: forked, unless this process runs TensorFlow's threads, which can
+    deadlock a forked child (spawned then)."""
+    return multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+
+
 def map_bounded(
     function: Callable[[T], R],
     items: Sequence[T],
@@ -131,9 +137,7 @@ def map_bounded(
             yield call_bounded(function, item, timeout)
         return
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
-    # Forking a process that already runs TensorFlow's threads can deadlock the child: spawn then.
-    method = "spawn" if "tensorflow" in sys.modules else "fork"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
         futures = [pool.submit(_call_chunk, function, chunk, timeout) for chunk in chunks]
         try:
             for future, chunk in zip(futures, chunks, strict=True):
