@@ -33,10 +33,11 @@ def performances(draw: st.DrawFn) -> list[GridNote]:
 @given(performances(), st.sampled_from([0, 8, 32]))
 def test_events_to_midi_to_events_is_the_identity(notes: list[GridNote], bins: int) -> None:
     encoder = MidiEventEncoder(velocity_bins=bins)
-    events = encoder.events(encoder._velocities(sorted(notes)))
+    four_four = range(16, 16 * 20, 16)  # a MIDI file without a time signature is in 4/4
+    events = encoder.events(encoder._velocities(sorted(notes)), four_four)
     midi = encoder.to_midi(events)
     assert encoder.midi_events(midi) == events
-    assert encoder.events(encoder.notes(events)) == events
+    assert encoder.events(*encoder.play(events)) == events
 
 
 def test_the_vocabulary_of_a_scale_and_a_chord(tmp_path: Path) -> None:
@@ -58,7 +59,8 @@ def test_velocity_bins_give_vel_tokens(tmp_path: Path) -> None:
 def test_abc_tune_reads_through_music21_and_decodes_to_a_score() -> None:
     encoder = MidiEventEncoder()
     events = encoder.read(abc_piece(JIG))
-    assert events[:3] == ["on:69", "shift:2", "off:69"]  # the eighth-note pickup A4
+    assert events[:5] == ["on:69", "shift:2", "bar", "off:69", "on:74"]  # the eighth-note pickup A4, a bar line
+    assert encoder.play(events)[1] == [2 + 12 * bar for bar in range(8)]  # 6/8 bars as written, none at the end
     assert "on:73" in events and "on:72" in events  # ^c and =c in bar six
     encoder.fit([events])
     ids = encoder.encode(events)

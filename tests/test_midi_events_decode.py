@@ -116,6 +116,59 @@ def test_a_jig_gets_six_eight_with_its_pickup_and_a_d_major_scale_gets_d() -> No
     assert "M:3/4" in score_to_abc(notes_to_score(scale, 4, meter="3/4"))  # as asked, when asked
 
 
+def test_bar_lines_are_read_from_midi_time_signatures(tmp_path: Path) -> None:
+    import mido
+
+    from tui_composer.api import midi_bars
+
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0))
+    track.append(mido.Message("note_on", note=60, velocity=90, time=0))
+    track.append(mido.Message("note_off", note=60, velocity=0, time=480 * 6))  # two bars of 3/4
+    track.append(mido.MetaMessage("time_signature", numerator=6, denominator=8, time=0))
+    track.append(mido.Message("note_on", note=62, velocity=90, time=0))
+    track.append(mido.Message("note_off", note=62, velocity=0, time=480 * 9))  # three bars of 6/8
+    midi.tracks.append(track)
+    assert midi_bars(midi, 15.0) == [3.0, 6.0, 9.0, 12.0]
+    assert midi_bars(mido.MidiFile(), 10.0) == [4.0, 8.0]  # none written: 4/4
+    path = tmp_path / "waltz.mid"
+    midi.save(path)
+    from encoders_support import midi_piece
+
+    events = MidiEventEncoder().read(midi_piece(path))
+    assert MidiEventEncoder().play(events)[1] == [12, 24, 36, 48]
+
+
+def test_the_meter_comes_from_the_bar_lines_a_model_wrote() -> None:
+    """Even quarter notes repeat under every meter: the inference alone says 4/4; the model's bar lines
+    every three quarters after a one-quarter pickup give a three-quarter bar and that pickup."""
+    encoder = fitted(MELODY)
+    tokens = []
+    for bar in range(7):
+        tokens += ["bar"] if bar else []
+        for pitch in (67, 69, 71) if bar else (67,):
+            tokens += [f"on:{pitch}", "shift:4", f"off:{pitch}"]
+    encoder.fit([tokens])
+    plain = encoder.decode(encoder.encode([t for t in tokens if t != "bar"]))
+    barred = encoder.decode(encoder.encode(tokens))
+    assert score_to_abc(plain).count("M:4/4") == 1
+    abc = score_to_abc(barred)
+    assert "M:3/4" in abc or "M:6/8" in abc
+    body = abc.split("\n")[5]
+    assert body.startswith("G2 | G2 A2 B2 |"), abc  # the pickup, then bars of three
+
+
+def test_a_run_saved_before_bar_lines_reads_primers_without_them() -> None:
+    old = MidiEventEncoder()
+    old.fit([[t for t in MidiEventEncoder().read(abc_piece(JIG)) if t != "bar"]])
+    restored = MidiEventEncoder()
+    restored.load_state(old.state())
+    assert not restored.bar_lines
+    read = restored.read(abc_piece(JIG))
+    assert "bar" not in read and "<unk>" not in restored.tokens(restored.encode(read))
+
+
 def test_overlapping_notes_in_one_voice_are_cut_at_the_next_onset_by_the_writer(tmp_path: Path) -> None:
     from music21 import note, stream
 

@@ -17,6 +17,7 @@ PARAMS = (
         "max_shift_quarters", int, 4, "longest time shift in one token, in quarter notes (4: a 4/4 bar)", min=1, max=16
     ),
     Param("velocity_bins", int, 0, "velocity tokens in this many bins (0: no velocity)", min=0, max=32),
+    Param("bar_lines", bool, True, "a `bar` token where each written bar begins, so a model can count bars"),
 )
 
 
@@ -25,10 +26,10 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     register(
         EncoderSpec(
             name="midi-events",
-            description="MIDI performance events: note-on/off per pitch and time shifts (sixteenths, up to a bar)",
+            description="MIDI performance events: note-on/off per pitch, time shifts (sixteenths), bar lines",
             makes="tokens",
             factory="tui_composer_plugins.midi_events.encoder:MidiEventEncoder",
             params=PARAMS,
-            version="1",
+            version="2",
         )
     )

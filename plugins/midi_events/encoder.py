@@ -1,10 +1,14 @@
 """MIDI events as tokens, in the style of performance RNN.
 
 Tokens are `on:P` and `off:P` for MIDI pitch P, `shift:N` to move time on by N grid steps (at most
-`max_shift_quarters` quarter notes per token), and with `velocity_bins` > 0 `vel:B`, the velocity bin of
-the notes struck after it. At one instant the order is fixed (releases, then strikes, each by pitch), so
-a piece has exactly one token sequence. MIDI files are read and written with mido. Repeats are kept as
-written.
+`max_shift_quarters` quarter notes per token), with `bar_lines` a `bar` where a written bar begins, and
+with `velocity_bins` > 0 `vel:B`, the velocity bin of the notes struck after it. At one instant the order
+is fixed (the bar line, releases, then strikes, each by pitch), so a piece has exactly one token
+sequence. MIDI files are read and written with mido. Repeats are kept as written.
+
+The bar lines are what lets a model count: without them a char-lstm trained 10 minutes on O'Neill's tunes
+ended 34% of its tunes within 8 bars (the corpus: none), with no sense of where a tune stands. Decoding
+takes the meter from where the model put them.
 
 Decoding is forgiving, and learns from the training split how notes behave (`Texture`, fitted with the
 vocabulary and saved with it): a model that forgets an `off:` holds a note through everything after it, so
@@ -32,10 +36,11 @@ from tui_composer.api import (
     TokenEncoder,
     Vocabulary,
     check_lengths,
+    midi_bars,
     midi_notes,
     notes_to_midi,
     notes_to_score,
-    piece_notes,
+    piece_notes_and_bars,
     quantise,
 )
 
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 # The polyphony a decoded sample may keep: the notes sounding at this share of the training pieces' strikes.
 # 0.95 ignores a tune's closing chord or a double stop (O'Neill's: 98% of strikes sound alone; Bach: four).
 VOICES_QUANTILE = 0.95
+BAR = "bar"
 
 
 @dataclass(frozen=True)
@@ -97,17 +103,24 @@ class MidiEventEncoder(TokenEncoder):
     name = "midi-events"
 
     def __init__(
-        self, steps_per_quarter: int = 4, max_shift_quarters: int = 4, velocity_bins: int = 0, **params: Any
+        self,
+        steps_per_quarter: int = 4,
+        max_shift_quarters: int = 4,
+        velocity_bins: int = 0,
+        bar_lines: bool = True,
+        **params: Any,
     ) -> None:
         super().__init__(
             steps_per_quarter=steps_per_quarter,
             max_shift_quarters=max_shift_quarters,
             velocity_bins=velocity_bins,
+            bar_lines=bar_lines,
             **params,
         )
         self.steps_per_quarter = steps_per_quarter
         self.max_shift = steps_per_quarter * max_shift_quarters
         self.velocity_bins = velocity_bins
+        self.bar_lines = bar_lines
         self.vocabulary = None
         self.texture: Texture | None = None  # fitted: what decoding holds samples to (None: nothing cut)
 
@@ -120,12 +133,17 @@ class MidiEventEncoder(TokenEncoder):
         """The middle velocity of a bin (it falls back into the same bin)."""
         return min(127, max(1, int((velocity_bin + 0.5) * 128 / self.velocity_bins)))
 
-    def events(self, notes: Iterable[GridNote]) -> list[str]:
-        """The one token sequence of grid notes (which must not overlap per pitch; see notes.exclusive)."""
+    def events(self, notes: Iterable[GridNote], bars: Iterable[int] = ()) -> list[str]:
+        """The one token sequence of grid notes (which must not overlap per pitch; see notes.exclusive), with
+        a `bar` at each of the grid steps `bars` inside the music when `bar_lines` is on."""
         moments: dict[int, tuple[list[int], list[GridNote]]] = {}
         for n in notes:
             moments.setdefault(n.end, ([], []))[0].append(n.pitch)
             moments.setdefault(n.start, ([], []))[1].append(n)
+        last = max(moments, default=0)
+        bar_steps = {b for b in bars if 0 < b < last} if self.bar_lines else set()
+        for step in bar_steps:
+            moments.setdefault(step, ([], []))
         tokens: list[str] = []
         now = 0
         velocity: int | None = None
@@ -136,6 +154,8 @@ class MidiEventEncoder(TokenEncoder):
                 tokens.append(f"shift:{step}")
                 gap -= step
             now = time
+            if time in bar_steps:
+                tokens.append(BAR)
             releases, strikes = moments[time]
             tokens.extend(f"off:{p}" for p in sorted(releases))
             for n in sorted(strikes, key=lambda n: n.pitch):
@@ -148,8 +168,13 @@ class MidiEventEncoder(TokenEncoder):
         return tokens
 
     def notes(self, tokens: Iterable[str]) -> list[GridNote]:
-        """Grid notes played by tokens; forgiving, for model output: a strike of a sounding pitch releases it
-        first, releases of silent pitches and unknown tokens are ignored, notes still on at the end stop there.
+        """Grid notes played by tokens (see `play`)."""
+        return self.play(tokens)[0]
+
+    def play(self, tokens: Iterable[str]) -> tuple[list[GridNote], list[int]]:
+        """Grid notes played by tokens, and the steps of their bar lines; forgiving, for model output: a
+        strike of a sounding pitch releases it first, releases of silent pitches and unknown tokens are
+        ignored, notes still on at the end stop there.
 
         With a fitted texture, a note struck earlier is released where a strike would sound more notes than
         `texture.voices` (oldest first; notes struck together stay a chord), a note stops after
@@ -161,6 +186,7 @@ class MidiEventEncoder(TokenEncoder):
         velocity = DEFAULT_VELOCITY
         sounding: dict[int, tuple[int, int]] = {}
         played: list[GridNote] = []
+        bars: list[int] = []
 
         def release(pitch: int, at: int) -> None:
             nonlocal heard_until
@@ -181,6 +207,9 @@ class MidiEventEncoder(TokenEncoder):
             return later
 
         for token in tokens:
+            if token == BAR:
+                bars.append(now)
+                continue
             kind, _, value = token.partition(":")
             try:
                 number = int(value)
@@ -204,13 +233,15 @@ class MidiEventEncoder(TokenEncoder):
         for pitch, (start, struck) in sounding.items():
             stop = max(end, start + 1) if texture is None else min(max(end, start + 1), start + texture.longest_note)
             played.append(GridNote(start, stop, pitch, struck))
-        return sorted(played)
+        return sorted(played), bars
 
     def midi_events(self, midi: mido.MidiFile, name: str = "MIDI file") -> list[str]:
         """The tokens of a mido MidiFile (drums left out); EncodeError past the bounds of tui_composer.music.notes."""
         notes = midi_notes(midi, name)
         check_lengths(notes, name)
-        return self.events(self._velocities(quantise(notes, self.steps_per_quarter, name)))
+        bars = midi_bars(midi, max(n.end for n in notes))
+        grid = self._velocities(quantise(notes, self.steps_per_quarter, name))
+        return self.events(grid, (round(b * self.steps_per_quarter) for b in bars))
 
     def _velocities(self, notes: list[GridNote]) -> list[GridNote]:
         if self.velocity_bins:
@@ -226,10 +257,11 @@ class MidiEventEncoder(TokenEncoder):
     # --- the encoder lifecycle -------------------------------------------------------------------------
 
     def read(self, piece: Piece) -> list[str]:
-        notes = self._velocities(quantise(piece_notes(piece), self.steps_per_quarter, piece.key))
+        played, bars = piece_notes_and_bars(piece)
+        notes = self._velocities(quantise(played, self.steps_per_quarter, piece.key))
         if not notes:
             raise EncodeError(piece.key, "no notes")
-        return self.events(notes)
+        return self.events(notes, (round(b * self.steps_per_quarter) for b in bars))
 
     def fit(self, readings: Sequence[Sequence[str]]) -> None:
         super().fit(readings)
@@ -244,6 +276,8 @@ class MidiEventEncoder(TokenEncoder):
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         super().load_state(state)
+        # a run saved before bar lines has none in its vocabulary: its primers are read without them too
+        self.bar_lines = self.bar_lines and BAR in self.fitted_vocabulary().symbols
         texture = state.get("texture")  # runs saved before it have none: their samples decode as before
         self.texture = Texture(**texture) if isinstance(texture, Mapping) else None
 
@@ -258,10 +292,10 @@ class MidiEventEncoder(TokenEncoder):
     def decode(self, array: np.ndarray) -> Score:
         """Ids as a one-part Score of the notes they play (chords where notes sound together), in an inferred
         meter and key; EncodeError when they play none."""
-        notes = self.notes(self.tokens(np.asarray(array).ravel()))
+        notes, bars = self.play(self.tokens(np.asarray(array).ravel()))
         if not notes:
             raise EncodeError("sample", "the events play no notes")
-        return notes_to_score(notes, self.steps_per_quarter)
+        return notes_to_score(notes, self.steps_per_quarter, bars=bars)
 
 
 class StrikesFirst(TokenConstraint):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -121,16 +122,25 @@ def check_steps(steps: int, steps_per_quarter: int, name: str) -> None:
 def piece_notes(piece: Piece) -> list[Note]:
     """The notes of any piece, sorted by start and pitch; EncodeError (naming the piece) when there are none
     or when they are longer than the bounds above allow."""
-    if piece.format == "midi":
-        notes = midi_notes(_open_midi(piece), piece.key)
-    else:
-        from tui_composer.music.export import parse_piece
+    return piece_notes_and_bars(piece)[0]
 
-        notes = score_notes(parse_piece(piece))
-        if not notes:
-            raise EncodeError(piece.key, "no pitched notes")
+
+def piece_notes_and_bars(piece: Piece) -> tuple[list[Note], list[float]]:
+    """The notes of any piece (as `piece_notes`) and where its bars begin, in quarter notes: every bar line
+    as written before the last note ends, the start left out (a pickup's bar line is its first)."""
+    if piece.format == "midi":
+        midi = _open_midi(piece)
+        notes = midi_notes(midi, piece.key)
+        check_lengths(notes, piece.key)
+        return notes, midi_bars(midi, max(n.end for n in notes))
+    from tui_composer.music.export import parse_piece
+
+    score = parse_piece(piece)
+    notes = score_notes(score)
+    if not notes:
+        raise EncodeError(piece.key, "no pitched notes")
     check_lengths(notes, piece.key)
-    return notes
+    return notes, score_bars(score, max(n.end for n in notes))
 
 
 def _open_midi(piece: Piece) -> mido.MidiFile:
@@ -173,6 +183,46 @@ def midi_notes(midi: mido.MidiFile, name: str = "MIDI file") -> list[Note]:
     if not notes:
         raise EncodeError(name, "only drums (channel 10), no pitched notes" if drums else "no notes")
     return sorted(notes)
+
+
+def midi_bars(midi: mido.MidiFile, end: float) -> list[float]:
+    """Where the bars of a mido MidiFile begin before `end` (quarter notes), the start left out: from its
+    time signatures, 4/4 where it has none (as MIDI means); a signature met inside a bar starts a bar.
+    A bar is at least a sixteenth long, so a piece within MAX_PIECE_QUARTERS has at most 65,536."""
+    per_quarter = midi.ticks_per_beat or TICKS_PER_QUARTER
+    shortest = max(1, per_quarter // 4)
+    changes: list[tuple[int, int]] = []  # (tick, ticks per bar)
+    for track in midi.tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type == "time_signature":
+                bar = message.numerator * per_quarter * 4 // max(1, message.denominator)
+                changes.append((tick, max(shortest, bar)))
+    changes.sort()
+    end_tick = end * per_quarter
+    bars: list[float] = []
+    position, length, index = 0, 4 * per_quarter, 0
+    while True:
+        while index < len(changes) and changes[index][0] <= position:
+            length = changes[index][1]
+            index += 1
+        following = position + length
+        if index < len(changes) and changes[index][0] < following:
+            following = changes[index][0]
+        if following >= end_tick:
+            return bars
+        bars.append(following / per_quarter)
+        position = following
+
+
+def score_bars(score: Any, end: float) -> list[float]:
+    """Where the measures of a music21 score's first part begin before `end`, the start left out."""
+    from music21 import stream
+
+    parts = list(score.parts) or [score]
+    offsets = {float(m.offset) for m in parts[0].getElementsByClass(stream.Measure)}
+    return sorted(o for o in offsets if 0 < o < end)
 
 
 def score_notes(score: Any) -> list[Note]:
@@ -267,7 +317,7 @@ class MeterFit:
     periodicity: float  # the mean autocorrelation of the accents at the bar's and the beat's length
 
 
-def infer_meter(notes: Sequence[GridNote], steps_per_quarter: int) -> MeterFit:
+def infer_meter(notes: Sequence[GridNote], steps_per_quarter: int, bars: Sequence[int] = ()) -> MeterFit:
     """The meter (of METERS) under which the notes repeat best, and where its first bar line falls.
 
     Each onset is accented by the length of its notes (long notes fall on strong beats). The meter is the
@@ -277,11 +327,16 @@ def infer_meter(notes: Sequence[GridNote], steps_per_quarter: int) -> MeterFit:
     meter's kind (duple, triple, compound; 2/4 counted as 4/4, 12/8 as 6/8) for 81% of them. The pickup
     is the phase at which the accents, folded onto one bar, best match the meter's metric weights.
     Too few onsets to tell (under eight) give 4/4 with no pickup.
+
+    `bars`, the grid steps where a model put bar lines, narrow it down: the meter is then one whose bar is
+    their most common spacing, and the first of them ends the pickup (they are ignored when no meter of
+    METERS has that bar).
     """
     import numpy as np
 
+    meters, pickup = _meters_of_bars(bars, steps_per_quarter)
     if len({n.start for n in notes}) < 8:
-        return MeterFit("4/4", 0, 0.0)
+        return MeterFit(next(iter(meters)), pickup or 0, 0.0)
     accents = np.zeros(max(n.end for n in notes) + 1)
     for n in notes:
         accents[n.start] += n.end - n.start
@@ -296,11 +351,27 @@ def infer_meter(notes: Sequence[GridNote], steps_per_quarter: int) -> MeterFit:
         return float((centred[:-lag_steps] * centred[lag_steps:]).mean()) / energy
 
     scored = [
-        (meter, (autocorrelation(levels[0]) + autocorrelation(levels[1])) / 2) for meter, levels in METERS.items()
+        (meter, (autocorrelation(levels[0]) + autocorrelation(levels[1])) / 2) for meter, levels in meters.items()
     ]
     top = max(score for _, score in scored)
     meter, periodicity = next((meter, score) for meter, score in scored if score >= top - METER_TIE)
-    return MeterFit(meter, _pickup(accents, METERS[meter], steps_per_quarter), periodicity)
+    if pickup is None:
+        pickup = _pickup(accents, METERS[meter], steps_per_quarter)
+    return MeterFit(meter, pickup, periodicity)
+
+
+def _meters_of_bars(bars: Sequence[int], steps_per_quarter: int) -> tuple[dict[str, tuple[Fraction, ...]], int | None]:
+    """The meters whose bar is the most common spacing of `bars`, and the steps before the first of them;
+    every meter and no pickup (None: to be inferred) when there are fewer than two or no meter fits."""
+    steps = sorted(set(bars))
+    if len(steps) < 2:
+        return METERS, None
+    spacing = Counter(b - a for a, b in itertools.pairwise(steps)).most_common(1)[0][0]
+    bar = Fraction(spacing, steps_per_quarter)
+    fitting = {meter: levels for meter, levels in METERS.items() if levels[0] == bar}
+    if not fitting:
+        return METERS, None
+    return fitting, steps[0] % spacing
 
 
 def _pickup(accents: Any, levels: Sequence[Fraction], steps_per_quarter: int) -> int:
@@ -334,12 +405,18 @@ def _correlation(a: Any, b: Any) -> float:
 
 
 def notes_to_score(
-    notes: Sequence[GridNote], steps_per_quarter: int, *, meter: str | None = None, key: str | None = None
+    notes: Sequence[GridNote],
+    steps_per_quarter: int,
+    *,
+    meter: str | None = None,
+    key: str | None = None,
+    bars: Sequence[int] = (),
 ) -> Score:
     """A one-part Score playing grid notes: a chord per span where the sounding notes stay the same,
     tied where a note goes on, then measures of `meter` (ties added across barlines), in `key`.
 
-    With no `meter` it is inferred (`infer_meter`, with its pickup: the first measure is short); with no
+    With no `meter` it is inferred (`infer_meter` from the notes and the model's `bars` if it gave any, with
+    its pickup: the first measure is short); with no
     `key`, music21's Krumhansl-Schmuckler key analysis (Krumhansl-Kessler profiles) chooses one, and black
     keys are spelled as flats in flat keys.
     """
@@ -352,7 +429,7 @@ def notes_to_score(
         raise ValueError("no notes")
     pickup = 0
     if meter is None:
-        fitted = infer_meter(notes, steps_per_quarter)
+        fitted = infer_meter(notes, steps_per_quarter, bars)
         meter, pickup = fitted.meter, fitted.pickup
     part = stream.Part()
     part.append(m21meter.TimeSignature(meter))
