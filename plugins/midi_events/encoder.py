@@ -13,7 +13,8 @@ takes the meter from where the model put them.
 Decoding is forgiving, and learns from the training split how notes behave (`Texture`, fitted with the
 vocabulary and saved with it): a model that forgets an `off:` holds a note through everything after it, so
 a held note is cut when a later strike would sound more notes at once than the training pieces do, when it
-lasts longer than their longest note, and a silence longer than their longest is shortened. Grid notes
+lasts longer than their longest note, and a silence longer than their longest is shortened; where they
+hardly rest, a silence the model leaves between notes is its miss, and the notes before it ring on. Grid notes
 become a Score with `notes_to_score`, which infers the meter and the key. A run saved before the texture
 existed decodes as before (nothing cut).
 """
@@ -52,6 +53,10 @@ if TYPE_CHECKING:
 # 0.95 ignores a tune's closing chord or a double stop (O'Neill's: 98% of strikes sound alone; Bach: four).
 VOICES_QUANTILE = 0.95
 BAR = "bar"
+# Where the training pieces are silent less than this share of their time, a sampled gap between a release
+# and the next strike is the model's miss, not a rest: the notes before it ring on (O'Neill's: 0.4% rests,
+# while a char-lstm's samples had 1.1%, nearly all gaps of one or two sixteenths). As the piano roll does.
+RARE_SILENCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -61,19 +66,27 @@ class Texture:
     voices: int  # notes sounding at once, just after a strike, at VOICES_QUANTILE of the strikes
     longest_note: int
     longest_rest: int  # a silence between notes (or before the first)
+    silence: float | None = None  # the share of the pieces' time with nothing sounding (None: runs before it)
+
+    @property
+    def rings_on(self) -> bool:
+        return self.silence is not None and self.silence < RARE_SILENCE
 
     @classmethod
     def of(cls, pieces: Iterable[Sequence[GridNote]]) -> Texture | None:
         """The texture of grid notes of several pieces; None when they hold no notes."""
         sounding_at_strikes: Counter[int] = Counter()
         longest_note = longest_rest = 0
+        silent = heard = 0
         for notes in pieces:
             sounding_at_strikes.update(_sounding_at(notes, sorted({n.start for n in notes})))
             heard_until = 0
             for n in sorted(notes):
                 longest_rest = max(longest_rest, n.start - heard_until)
                 longest_note = max(longest_note, n.end - n.start)
+                silent += max(0, n.start - heard_until) if heard_until else 0
                 heard_until = max(heard_until, n.end)
+            heard += heard_until - min((n.start for n in notes), default=0)
         total = sum(sounding_at_strikes.values())
         if not total:
             return None
@@ -84,7 +97,8 @@ class Texture:
             if covered >= VOICES_QUANTILE * total:
                 voices = sounding
                 break
-        return cls(voices=voices, longest_note=longest_note, longest_rest=longest_rest)
+        silence = round(silent / heard, 4) if heard else None
+        return cls(voices=voices, longest_note=longest_note, longest_rest=longest_rest, silence=silence)
 
 
 def _sounding_at(notes: Sequence[GridNote], onsets: Sequence[int]) -> list[int]:
@@ -97,6 +111,23 @@ def _sounding_at(notes: Sequence[GridNote], onsets: Sequence[int]) -> list[int]:
             index += 1
         counts.append(sounding)
     return counts
+
+
+def _ringing_on(notes: Sequence[GridNote]) -> list[GridNote]:
+    """The notes with every silence closed: the notes that ended where one begins last until the next strike."""
+    ringing = sorted(notes)
+    heard_until = 0  # when the music last fell silent
+    last: list[int] = []  # the indexes of the notes that ended there
+    for index, n in enumerate(ringing):
+        if last and n.start > heard_until:
+            for held in last:
+                ringing[held] = GridNote(ringing[held].start, n.start, ringing[held].pitch, ringing[held].velocity)
+            heard_until = n.start
+        if n.end > heard_until:
+            heard_until, last = n.end, [index]
+        elif n.end == heard_until:
+            last.append(index)
+    return sorted(ringing)
 
 
 class MidiEventEncoder(TokenEncoder):
@@ -178,7 +209,8 @@ class MidiEventEncoder(TokenEncoder):
 
         With a fitted texture, a note struck earlier is released where a strike would sound more notes than
         `texture.voices` (oldest first; notes struck together stay a chord), a note stops after
-        `texture.longest_note` steps, and a silence lasts at most `texture.longest_rest` steps.
+        `texture.longest_note` steps, and a silence lasts at most `texture.longest_rest` steps; where the
+        training pieces hardly rest (`texture.rings_on`), the notes before a silence ring on through it.
         """
         texture = self.texture
         now = 0
@@ -233,6 +265,8 @@ class MidiEventEncoder(TokenEncoder):
         for pitch, (start, struck) in sounding.items():
             stop = max(end, start + 1) if texture is None else min(max(end, start + 1), start + texture.longest_note)
             played.append(GridNote(start, stop, pitch, struck))
+        if texture is not None and texture.rings_on:
+            return _ringing_on(played), bars
         return sorted(played), bars
 
     def midi_events(self, midi: mido.MidiFile, name: str = "MIDI file") -> list[str]:
