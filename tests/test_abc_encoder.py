@@ -116,3 +116,34 @@ def test_random_bytes_as_a_midi_piece(tmp_path: Path) -> None:
     with pytest.raises(EncodeError) as caught:
         AbcEncoder().read(midi_piece(path))
     assert caught.value.piece == "noise.mid"
+
+
+AABB = "X:1\nM:2/4\nL:1/8\nK:C\nabcd|abcd:|\nefga|efga:|\n"
+
+
+def test_an_implied_repeat_start_is_written_so_every_parser_plays_aabb(tmp_path: Path) -> None:
+    """`A:|B:|` is AABB in ABC 2.1 and in our export, but abc2midi warns "Assuming repeat": samples get the
+    repeat start written (`A::B:|`), which every parser reads alike; written repeats are left as they are."""
+    import io
+    import shutil
+    import subprocess
+
+    import mido
+
+    from tui_composer.api import score_to_midi
+
+    text = playable(AABB)
+    assert text.endswith("abcd|abcd::\nefga|efga:|\n")
+    for kept in ("abcd|abcd:|\n|:efga|efga:|", "abcd|abcd||efga|efga|]", "|:ab|1cd:|2ef|]", "ab|cd:|"):
+        assert playable(f"X:1\nM:2/4\nL:1/8\nK:C\n{kept}\n").endswith(kept + "\n")
+    # abc2midi plays this from the start (ABAB); ABC 2.1 repeats from the double bar (ABB), as we do
+    assert playable("X:1\nL:1/8\nK:C\nabcd|abcd||efga|efga:|\n").endswith("abcd|abcd|:efga|efga:|\n")
+    assert playable('X:1\nL:1/8\nK:C\nab "G:|"cd:|ef|ga:|\n').endswith('ab "G:|"cd::ef|ga:|\n')  # not in a chord symbol
+    midi = mido.MidiFile(file=io.BytesIO(score_to_midi(abc_score(text))))
+    assert sum(m.type == "note_on" and m.velocity > 0 for t in midi.tracks for m in t) == 32  # AABB: 2 x 16
+    abc2midi = shutil.which("abc2midi")
+    if abc2midi is None:
+        pytest.skip("abc2midi (Debian package abcmidi) is not installed: the second parser's reading is not checked")
+    (tmp_path / "tune.abc").write_text(text)
+    said = subprocess.run([abc2midi, "tune.abc", "-o", "tune.mid"], cwd=tmp_path, capture_output=True, text=True)
+    assert "Warning" not in said.stdout and "Error" not in said.stdout, said.stdout

@@ -14,8 +14,8 @@ Normalisation (what a tune looks like before it is split into characters):
   with one newline. Normalising twice changes nothing.
 
 MIDI and MusicXML pieces are read into music21 and written with the ABC writer, then normalised the same
-way. Decoding gives the ABC text (a missing `X:` or `K:` line is added, and `L:1/8` where neither `M:`
-nor `L:` is given); the Score comes from music21's ABC parser, dropping trailing lines a model garbled when
+way. Decoding gives the ABC text (a missing `X:` or `K:` line is added, `L:1/8` where neither `M:`
+nor `L:` is given, and repeat starts that a `:|` implies are written: `explicit_repeats`); the Score comes from music21's ABC parser, dropping trailing lines a model garbled when
 the whole tune does not parse.
 """
 
@@ -57,9 +57,42 @@ def normalise(text: str, *, titles: bool = False, all_fields: bool = False) -> s
     return "\n".join(lines) + "\n" if lines else ""
 
 
+# What hides a bar line's characters: chord symbols and annotations, decorations, inline fields.
+_NOT_BARS = re.compile(r'"[^"\n]*"?|![^!\n]*!?|\[[A-Za-z]:[^\]\n]*\]?')
+_BAR_TOKEN = re.compile(r"::|:*\[?\|+\]?:*")
+
+
+def explicit_repeats(lines: list[str]) -> list[str]:
+    """Body lines with each implied repeat start written. ABC 2.1 (and our MIDI export) repeats a `:|` that
+    has no `|:` from the previous `||`, `|]` or `:|`; abc2midi repeats it from the start instead, or warns
+    "Assuming repeat" after an earlier `:|`. Where a section ends in `:|` and began at such a bar line, that
+    bar line is written as the repeat start it means: `:|` as `::`, `||`, `|]` and `[|` as `|:`. Then every
+    parser plays the tune alike (`A:|B:|` is AABB). A voice (`V:`) keeps its own sections."""
+    fixed = list(lines)
+    begun: tuple[int, int, str] | None = None  # (line, column, bar) where the current section began, if implied
+    for number, line in enumerate(lines):
+        if _FIELD.match(line):
+            begun = None if line.startswith("V:") else begun
+            continue
+        masked = _NOT_BARS.sub(lambda m: "x" * len(m.group()), line)
+        for token in _BAR_TOKEN.finditer(masked):
+            bar, after = token.group(), masked[token.end() : token.end() + 1]
+            if bar.startswith(":") and begun is not None:
+                row, column, written = begun
+                explicit = "::" if written == ":|" else "|:"
+                fixed[row] = fixed[row][:column] + explicit + fixed[row][column + 2 :]
+            if bar.endswith(":"):
+                begun = None  # a written repeat start (`|:`, `::`)
+            elif (bar == ":|" and not (after.isdigit() or after == "[")) or bar in ("||", "|]", "[|"):
+                begun = (number, token.start(), bar)
+            elif bar != "|":
+                begun = None  # `:|2` goes on to an ending, `:|]`, `|||`...: left as written
+    return fixed
+
+
 def playable(text: str) -> str:
     """The text with the fields a parser needs: an `X:` line first, a `K:` line ending the header, and a
-    unit note length where neither `M:` nor `L:` gives one."""
+    unit note length where neither `M:` nor `L:` gives one; implied repeat starts written (`explicit_repeats`)."""
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines or not lines[0].startswith("X:"):
         lines.insert(0, "X:1")
@@ -71,7 +104,9 @@ def playable(text: str) -> str:
         # ABC 2.1 (3.1.7) then assumes 1/8, but music21 refuses the tune: say so explicitly.
         key = next(i for i, line in enumerate(lines) if line.startswith("K:"))
         lines.insert(key, "L:1/8")
-    return "\n".join(lines) + "\n"
+        header_end += 1
+    header_end = next((i for i, line in enumerate(lines) if not _FIELD.match(line)), len(lines))
+    return "\n".join(lines[:header_end] + explicit_repeats(lines[header_end:])) + "\n"
 
 
 def abc_score(text: str, name: str = "sample") -> Score:
