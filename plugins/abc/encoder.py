@@ -15,8 +15,9 @@ Normalisation (what a tune looks like before it is split into characters):
 
 MIDI and MusicXML pieces are read into music21 and written with the ABC writer, then normalised the same
 way. Decoding gives the ABC text (a missing `X:` or `K:` line is added, `L:1/8` where neither `M:`
-nor `L:` is given, and repeat starts that a `:|` implies are written: `explicit_repeats`); the Score comes from music21's ABC parser, dropping trailing lines a model garbled when
-the whole tune does not parse.
+nor `L:` is given, and repeat starts that a `:|` implies are written: `explicit_repeats`); the Score
+comes from music21's ABC parser, dropping trailing lines a model garbled when the whole tune does not
+parse.
 """
 
 from __future__ import annotations

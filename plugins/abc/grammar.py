@@ -22,7 +22,8 @@ forms that music21, `abc2midi` and abcjs (the parser behind web players) read al
   shorter. No bar is ever longer. Durations follow music21's reading: tuplet ratios by meter, broken
   rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
 - Opened things close: chords, grace groups, chord symbols, tuplets and ties. Slurs are only drawn, and
-  music21 ignores a `)` with nothing open and a slur left open at the end: they need not match.
+  music21 ignores a `)` with nothing open and a slur left open at the end: they need not match. One slur
+  is open at a time (abc2midi: "Slur within slur"; training tunes may nest three).
 - Repeats and endings as abc2midi reads them (`_structure_ok`): an open repeat or a first ending is closed
   by `:|` before any `||`, `|]`, `[|` or `|:`; a first ending `|1` `[1` only inside a repeat or in the
   tune's first section, a second `:|2` `[2` only right after it; after an ending a `:|` only closes a `|:`;
@@ -226,6 +227,7 @@ ACCIDENTALS = ("^", "^^", "_", "__", "=")
 PITCHES = frozenset("ABCDEFGabcdefg")
 MAX_OCTAVE_MARKS = 2
 MAX_SLURS = 3
+MAX_OFFERED_SLURS = 1  # sampling: abc2midi warns "Slur within slur" (a tuplet's `(3` is no slur)
 MAX_GRACE = 8
 MAX_CHORD = 6
 MAX_DECORATIONS = 3
@@ -790,8 +792,8 @@ def _start_element(core: Core, char: str) -> Core | None:
         return None
     if char == "(":
         opened = core._replace(mode=B_PAREN, aux=_prefix_items(core))
-        if not _room(core) or (core.slurs >= MAX_SLURS and not any(_paren(opened, p) for p in "23456789")):
-            return None  # no fourth slur, and no tuplet that fits: nothing could follow the `(`
+        if not _room(core) or (core.slurs >= _max_slurs(core) and not any(_paren(opened, p) for p in "23456789")):
+            return None  # no slur over the limit, and no tuplet that fits: nothing could follow the `(`
         return opened
     if char == "{":
         items = _prefix_items(core)
@@ -1100,12 +1102,16 @@ def _paren(core: Core, char: str) -> Core | None:
             return None
         tuplet = core._replace(mode=B_TUPLET, aux=(items, char), tuplet_left=0)
         return tuplet if _tuplet_fits(tuplet, char) or _tuplet_fits(tuplet, char + ":2") else None
-    if core.slurs >= MAX_SLURS:
+    if core.slurs >= _max_slurs(core):
         return None
     opened = core._replace(mode=B_PREFIX, aux=(items | P_SLUR, 0), slurs=core.slurs + 1)
     if reading and char == " ":
         return opened._replace(aux=(items | P_SLUR | P_SPACE, 0))  # `( cd)`: a slur, then a space
     return _prefix(opened, char)
+
+
+def _max_slurs(core: Core) -> int:
+    return MAX_SLURS if core.flags & READING else MAX_OFFERED_SLURS
 
 
 def _tuplet_ratio(core: Core, text: str) -> tuple[int, int] | None:
