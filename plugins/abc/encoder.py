@@ -71,23 +71,26 @@ def explicit_repeats(lines: list[str]) -> list[str]:
     parser plays the tune alike (`A:|B:|` is AABB). A voice (`V:`) keeps its own sections."""
     fixed = list(lines)
     begun: tuple[int, int, str] | None = None  # (line, column, bar) where the current section began, if implied
+    opened = False  # a written `|:` not yet closed: its `:|` repeats from there, whatever bar lines come between
     for number, line in enumerate(lines):
         if _FIELD.match(line):
-            begun = None if line.startswith("V:") else begun
+            begun, opened = (None, False) if line.startswith("V:") else (begun, opened)
             continue
         masked = _NOT_BARS.sub(lambda m: "x" * len(m.group()), line)
         for token in _BAR_TOKEN.finditer(masked):
             bar, after = token.group(), masked[token.end() : token.end() + 1]
-            if bar.startswith(":") and begun is not None:
+            if bar.startswith(":") and begun is not None and not opened:
                 row, column, written = begun
                 explicit = "::" if written == ":|" else "|:"
                 fixed[row] = fixed[row][:column] + explicit + fixed[row][column + 2 :]
             if bar.endswith(":"):
-                begun = None  # a written repeat start (`|:`, `::`)
+                begun, opened = None, True  # a written repeat start (`|:`, `::`)
+            elif opened and not bar.startswith(":"):
+                continue  # `|:A||B:|`: the `||` starts no section
             elif (bar == ":|" and not (after.isdigit() or after == "[")) or bar in ("||", "|]", "[|"):
-                begun = (number, token.start(), bar)
+                begun, opened = (number, token.start(), bar), False
             elif bar != "|":
-                begun = None  # `:|2` goes on to an ending, `:|]`, `|||`...: left as written
+                begun, opened = None, False  # `:|2` goes on to an ending, `:|]`, `|||`...: left as written
     return fixed
 
 
