@@ -108,7 +108,6 @@ def playable(text: str) -> str:
         # ABC 2.1 (3.1.7) then assumes 1/8, but music21 refuses the tune: say so explicitly.
         key = next(i for i, line in enumerate(lines) if line.startswith("K:"))
         lines.insert(key, "L:1/8")
-        header_end += 1
     header_end = next((i for i, line in enumerate(lines) if not _FIELD.match(line)), len(lines))
     return "\n".join(lines[:header_end] + explicit_repeats(lines[header_end:])) + "\n"
 
