@@ -32,6 +32,7 @@ from tui_composer.api import (
     DEFAULT_VELOCITY,
     EncodeError,
     GridNote,
+    Note,
     Piece,
     TokenConstraint,
     TokenEncoder,
@@ -274,8 +275,13 @@ class MidiEventEncoder(TokenEncoder):
         """The tokens of a mido MidiFile (drums left out); EncodeError past the bounds of tui_composer.music.notes."""
         notes = midi_notes(midi, name)
         check_lengths(notes, name)
-        bars = midi_bars(midi, max(n.end for n in notes))
+        return self._read(notes, midi_bars(midi, max(n.end for n in notes)), name)
+
+    def _read(self, notes: Sequence[Note], bars: Sequence[float], name: str) -> list[str]:
+        """The tokens of notes and bar lines in quarter notes, on this encoder's grid."""
         grid = self._velocities(quantise(notes, self.steps_per_quarter, name))
+        if not grid:
+            raise EncodeError(name, "no notes")
         return self.events(grid, (round(b * self.steps_per_quarter) for b in bars))
 
     def _velocities(self, notes: list[GridNote]) -> list[GridNote]:
@@ -292,11 +298,7 @@ class MidiEventEncoder(TokenEncoder):
     # --- the encoder lifecycle -------------------------------------------------------------------------
 
     def read(self, piece: Piece) -> list[str]:
-        played, bars = piece_notes_and_bars(piece)
-        notes = self._velocities(quantise(played, self.steps_per_quarter, piece.key))
-        if not notes:
-            raise EncodeError(piece.key, "no notes")
-        return self.events(notes, (round(b * self.steps_per_quarter) for b in bars))
+        return self._read(*piece_notes_and_bars(piece), piece.key)
 
     def fit(self, readings: Sequence[Sequence[str]]) -> None:
         super().fit(readings)
