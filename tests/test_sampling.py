@@ -25,6 +25,7 @@ from tui_composer.services.sampling import (
     load_model,
     raw_text,
     sample_run,
+    usual_length,
     write_sample,
 )
 from tui_composer.services.studio import Studio
@@ -179,3 +180,38 @@ def test_cli_sample_prints_json(studio: Studio, runs: dict[str, Run], tmp_path: 
         assert Path(s["abc_path"] or s["text_path"]).parent == tmp_path
     result = CliRunner().invoke(cli, [*args[:3], "no-such-run"], obj=studio.host)
     assert result.exit_code == 1 and "no run named 'no-such-run'" in result.output
+
+
+def test_a_frames_run_samples_pieces_as_long_as_its_training_pieces(
+    studio: Studio, runs: dict[str, Run], tmp_path: Path
+) -> None:
+    # Frames have no end-of-tune: at the old 1,000-frame default, chorales of 16 bars ran on for 62 and drifted
+    # into clusters. With no --max-length a frames run samples its training pieces' median length.
+    run = runs["piano-roll"]
+    encoder, _, _ = load_model(studio, run)
+    train = studio.catalogue.get("tiny").splits()["train"]
+    lengths = sorted(len(encoder.encode(encoder.read(piece))) for piece in train)
+    median = int(np.median(lengths))
+    assert 0 < median < 1000
+    assert usual_length(run) == median
+    samples = sample_run(studio, run.name, SampleOptions(n=2, seed=1, top_k=3, primer=PRIMER, out=tmp_path))
+    assert [s.length for s in samples] == [median, median]
+    # Asked for, a length is kept; a tokens run, or a frames run trained before the median was kept, gets 1000.
+    asked = sample_run(studio, run.name, SampleOptions(n=1, max_length=40, top_k=3, out=tmp_path))
+    assert asked[0].length == 40
+    assert usual_length(runs["abc"]) == 1000
+    old = tmp_path / "old"
+    shutil.copytree(run.path, old, ignore=shutil.ignore_patterns("checkpoints", "samples"))
+    records = [json.loads(line) for line in (old / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("median_length", None)
+    (old / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert usual_length(Run(old)) == 1000
+
+
+def test_a_length_beyond_the_caps_is_refused_once_the_runs_own_is_known(
+    studio: Studio, runs: dict[str, Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUI_COMPOSER_MAX_LENGTH", "5")
+    with pytest.raises(SamplingError, match=r"--max-length \d+ is above the cap of 5 .*TUI_COMPOSER_MAX_LENGTH"):
+        sample_run(studio, runs["piano-roll"].name, SampleOptions(n=1))

@@ -23,7 +23,10 @@ def unescape(text: str) -> str:
 @click.option("--top-k", type=int, default=0, show_default=True, help="Draw from the k likeliest only (0: off).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same samples.")
 @click.option(
-    "--max-length", type=int, default=1000, show_default=True, help="Tokens or frames per sample, primer included."
+    "--max-length",
+    type=int,
+    help="Tokens or frames per sample, primer included. Default: 1000 for tokens (a piece ends itself); "
+    "a frames run (piano-roll) the median length of its training pieces.",
 )
 @click.option(
     "--primer",
@@ -51,7 +54,7 @@ def sample(
     temperature: float,
     top_k: int,
     seed: int,
-    max_length: int,
+    max_length: int | None,
     primer: str | None,
     out: Path | None,
     show: bool,

@@ -56,6 +56,8 @@ class TrainingRequest:
 # be raised with its environment variable (read by the sampling service).
 MAX_SAMPLES = 1000
 MAX_LENGTH = 20_000
+# --max-length when none is given, for a run that ends its pieces itself (tokens, with an end-of-tune): a bound
+DEFAULT_LENGTH = 1000
 MAX_STEPS = 2_000_000  # n x max_length: 1,000 samples of 2,000 steps, or 100 of 20,000
 CAP_VARIABLES = {
     "samples": "TUI_COMPOSER_MAX_SAMPLES",
@@ -72,16 +74,23 @@ class SampleOptions:
     temperature: float = 1.0
     top_k: int = 0
     seed: int = 0
-    max_length: int = 1000
+    max_length: int | None = None  # None: the run's own (`sampling.usual_length`)
     primer: str | None = None  # ABC text
     out: Path | None = None
     constrain: bool = True  # mask each step with the encoder's TokenConstraint, if it offers one
     audio: bool = False  # also write each sample's MIDI played as a .wav (the audio extra)
 
+    @property
+    def length(self) -> int:
+        """Steps per sample: --max-length, or DEFAULT_LENGTH until the run's own is filled in."""
+        return self.max_length if self.max_length is not None else DEFAULT_LENGTH
+
     def argv(self, run: str) -> list[str]:
         """The `sample RUN` arguments, with `--json` so the caller can read what was written."""
         args = ["sample", run, "-n", str(self.n), "--temperature", repr(self.temperature)]
-        args += ["--top-k", str(self.top_k), "--seed", str(self.seed), "--max-length", str(self.max_length)]
+        args += ["--top-k", str(self.top_k), "--seed", str(self.seed)]
+        if self.max_length is not None:
+            args += ["--max-length", str(self.max_length)]
         if self.primer:
             args += ["--primer", self.primer]
         if self.out is not None:

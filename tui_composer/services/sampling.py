@@ -17,6 +17,7 @@ The primer is ABC text, whatever the encoder; the encoder turns it into model in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -29,7 +30,14 @@ from tui_composer.plugin.contract import DataSpec, EncodeError, Encoder, SampleR
 from tui_composer.plugin.specs import PluginError
 
 # re-exported: requests and their caps live in jobs, which the TUI may import
-from tui_composer.services.jobs import CAP_VARIABLES, MAX_LENGTH, MAX_SAMPLES, MAX_STEPS, SampleOptions
+from tui_composer.services.jobs import (
+    CAP_VARIABLES,
+    DEFAULT_LENGTH,
+    MAX_LENGTH,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    SampleOptions,
+)
 from tui_composer.services.parallel import call_bounded
 from tui_composer.services.runs import Run
 from tui_composer.services.sample_files import Sample  # re-exported: the TUI reads it without this module
@@ -128,7 +136,7 @@ def sampling_constraint(encoder: Encoder, options: SampleOptions) -> TokenConstr
             f"encoder {type(encoder).__name__}: constraint() returned a {type(constraint).__name__}, not a "
             "TokenConstraint; subclass tui_composer.api.TokenConstraint (or sample with --no-constrain)"
         )
-    return constraint.bounded(options.max_length)
+    return constraint.bounded(options.length)
 
 
 def sampling_cap(which: str, default: int) -> int:
@@ -152,33 +160,59 @@ def check_options(options: SampleOptions) -> None:
         raise SamplingError(f"-n {options.n} is not valid: ask for at least 1 sample")
     if not 0 < options.temperature < math.inf:  # NaN fails both comparisons
         raise SamplingError(f"--temperature {options.temperature:g} is not valid: expected a finite number above 0")
-    if options.max_length < 1:
+    if options.max_length is not None and options.max_length < 1:
         raise SamplingError(f"--max-length {options.max_length} is not valid: expected at least 1")
     if options.top_k < 0:
         raise SamplingError(f"--top-k {options.top_k} is not valid: expected 0 (off) or more")
     seed_problem = check_seed(options.seed)
     if seed_problem:
         raise SamplingError(seed_problem)
-    samples, length = sampling_cap("samples", MAX_SAMPLES), sampling_cap("length", MAX_LENGTH)
-    steps = sampling_cap("steps", MAX_STEPS)
+    samples = sampling_cap("samples", MAX_SAMPLES)
     if options.n > samples:
         raise SamplingError(
             f"-n {options.n} is above the cap of {samples:,} samples per command; ask for fewer, or raise the cap "
             f"with {CAP_VARIABLES['samples']}={options.n}"
         )
-    if options.max_length > length:
-        raise SamplingError(
-            f"--max-length {options.max_length} is above the cap of {length:,} tokens or frames per sample; ask "
-            f"for less, or raise the cap with {CAP_VARIABLES['length']}={options.max_length}"
-        )
-    if options.n * options.max_length > steps:
-        raise SamplingError(
-            f"-n {options.n} x --max-length {options.max_length} = {options.n * options.max_length:,} steps is "
-            f"above the cap of {steps:,} per command (all samples are held in memory at once); ask for fewer or "
-            f"shorter samples, or raise the cap with {CAP_VARIABLES['steps']}={options.n * options.max_length}"
-        )
+    if options.max_length is not None:  # else checked once the run's own is known (with_length)
+        check_length(options, options.max_length)
     if options.out is not None:
         check_output_folder(Path(options.out).expanduser())
+
+
+def check_length(options: SampleOptions, length: int) -> None:
+    """The length of each sample, and n of them, within their caps."""
+    cap, steps = sampling_cap("length", MAX_LENGTH), sampling_cap("steps", MAX_STEPS)
+    if length > cap:
+        raise SamplingError(
+            f"--max-length {length} is above the cap of {cap:,} tokens or frames per sample; ask "
+            f"for less, or raise the cap with {CAP_VARIABLES['length']}={length}"
+        )
+    if options.n * length > steps:
+        raise SamplingError(
+            f"-n {options.n} x --max-length {length} = {options.n * length:,} steps is "
+            f"above the cap of {steps:,} per command (all samples are held in memory at once); ask for fewer or "
+            f"shorter samples, or raise the cap with {CAP_VARIABLES['steps']}={options.n * length}"
+        )
+
+
+def usual_length(run: Run) -> int:
+    """The run's --max-length when none is given. Frames have no end-of-tune, so a frames run samples
+    pieces as long as the median of its training pieces (kept in its `data` metric); a tokens run ends
+    its pieces itself, within DEFAULT_LENGTH, as does a run trained before the median was kept."""
+    saved = read_json(run.encoder_path) or {}
+    if (saved.get("data") or {}).get("kind") != "frames":
+        return DEFAULT_LENGTH
+    medians = [r["median_length"] for r in run.metrics() if r.get("kind") == "data" and "median_length" in r]
+    return int(medians[-1]) if medians and int(medians[-1]) > 0 else DEFAULT_LENGTH
+
+
+def with_length(options: SampleOptions, run: Run) -> SampleOptions:
+    """The options with --max-length filled in from the run when none was given, within the caps."""
+    if options.max_length is not None:
+        return options
+    length = usual_length(run)
+    check_length(options, length)
+    return dataclasses.replace(options, max_length=length)
 
 
 def check_output_folder(folder: Path) -> None:
@@ -202,7 +236,7 @@ def sample_request(
     """What a model is asked for: the options, the primer as the encoder reads it, the grammar if on."""
     return SampleRequest(
         n=options.n,
-        max_length=options.max_length,
+        max_length=options.length,
         temperature=options.temperature,
         top_k=options.top_k,
         seed=options.seed,
@@ -220,6 +254,7 @@ def sample_run(studio: Studio, run_name: str, options: SampleOptions) -> list[Sa
         run = studio.runs.get(run_name)
     except WorkspaceError as error:
         raise SamplingError(str(error)) from None
+    options = with_length(options, run)
     encoder, data, model = load_model(studio, run)
     request = sample_request(encoder, data, options)
     try:

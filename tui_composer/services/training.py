@@ -40,6 +40,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -351,6 +352,11 @@ def encode_split(
         if len(array):
             encoded.append(array)
     return encoded
+
+
+def median_length(encoded: list[np.ndarray]) -> int:
+    """The median steps (tokens or frames) of encoded pieces; 0 for none."""
+    return int(statistics.median(len(array) for array in encoded)) if encoded else 0
 
 
 # --- checkpoints --------------------------------------------------------------------------------------------
@@ -737,7 +743,13 @@ def _train(
     first = len(train_pairs)
     valid = encode_split(encoder, valid_pairs, log, lambda done: pieces.update("encoding", first + done, total))
     run.append_metric(
-        {"kind": "data", "train_pieces": len(train), "valid_pieces": len(valid), "skipped": len(encoded.skipped)}
+        {
+            "kind": "data",
+            "train_pieces": len(train),
+            "valid_pieces": len(valid),
+            "skipped": len(encoded.skipped),
+            "median_length": median_length(train),  # a frames run samples pieces this long by default
+        }
     )
 
     # The model: fresh, or the last epoch's checkpoint with its optimizer state.

@@ -334,12 +334,13 @@ class Worker:
         """Sample, and write and check each sample in the pool as soon as it ends (the core decoder says so
         through `SampleRequest.on_finished`), each reply as its sample is done. When the corpus has no
         novelty index yet, the samples are written first and checked once it is built."""
-        from tui_composer.services.sampling import check_options, next_number, sample_request
+        from tui_composer.services.sampling import check_options, next_number, sample_request, with_length
 
         known = {f.name for f in fields(SampleOptions)} - {"out", "audio"}
         options = SampleOptions(**{k: v for k, v in given.items() if k in known})
         check_options(options)  # SamplingError names the option and its bound
         run = self._run(run_name)
+        options = with_length(options, run)
         loaded = self.model(job, run)
         self._check_cancel(job)
         folder = samples_folder(self.studio.workspace, run)

@@ -40,11 +40,19 @@ from tui_composer.tui.widgets.piano_roll import PianoRoll
 
 # The sampling options, checked as typed like any hyperparameter, with `tui-composer sample`'s defaults.
 DEFAULTS = SampleOptions()
+RUNS_OWN_LENGTH = 0  # max_length typed as 0: --max-length left out, so the run's own is used
 OPTIONS = (
     Param("n", int, DEFAULTS.n, "how many samples", min=1, max=MAX_SAMPLES),
     Param("temperature", float, DEFAULTS.temperature, "sampling temperature", min=0.01, max=10.0),
     Param("seed", int, DEFAULTS.seed, "random seed: the same seed gives the same samples", min=0),
-    Param("max_length", int, DEFAULTS.max_length, "tokens or frames per sample", min=1, max=MAX_LENGTH),
+    Param(
+        "max_length",
+        int,
+        RUNS_OWN_LENGTH,
+        "tokens or frames per sample; 0: the run's own (1000 tokens, a frames run its median piece)",
+        min=RUNS_OWN_LENGTH,
+        max=MAX_LENGTH,
+    ),
 )
 CHECKING = "checking…"
 PREPARE_AFTER_SECONDS = 1.0  # on the screen this long with a run chosen: its model loads in the worker
@@ -302,6 +310,8 @@ class SamplesScreen(ComposerScreen):
                 options[option.name] = option.parse(raw)
             except ParamError as error:
                 problems.append(str(error))
+        if options.get("max_length") == RUNS_OWN_LENGTH:
+            options["max_length"] = None
         primer = self.query_one("#sample-primer", Input).value
         # Typed on one line; ABC header fields go on their own lines.
         options["primer"] = primer.replace("\\n", "\n") if primer.strip() else None
