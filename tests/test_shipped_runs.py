@@ -94,11 +94,13 @@ def test_chorales_default_comes_from_the_rnn_rbm_plugin_and_writes_four_voices(
     spec = installed_host.registry.runs["chorales-default"]
     assert spec.origin.plugin == "rnn-rbm" and spec.path.parts[-3:] == ("rnn_rbm", "pretrained", "chorales-default")
     assert sum(p.stat().st_size for p in spec.path.rglob("*") if p.is_file()) <= 10_000_000
-    args = ["--workspace", str(workspace.root), "sample", "chorales-default", "-n", "2", "--max-length", "128"]
+    # With no --max-length, chorale length: the median of its 328 training chorales (at 1000 frames they drifted).
+    args = ["--workspace", str(workspace.root), "sample", "chorales-default", "-n", "2"]
     result = CliRunner().invoke(cli, [*args, "--seed", "1", "--json", "--out", str(tmp_path)], obj=installed_host)
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
     assert len(listed) == 2 and all(s["ok"] and s["midi_path"] for s in listed)
+    assert [s["length"] for s in listed] == [192, 192]
     for sample in listed:
         notes = score_notes(parse_abc(sample["abc"]))
         chords: dict[float, int] = {}
@@ -107,4 +109,4 @@ def test_chorales_default_comes_from_the_rnn_rbm_plugin_and_writes_four_voices(
         steps = np.arange(0.0, max(n.end for n in notes), 0.25)  # a sixteenth-note grid
         sounding = np.asarray([sum(n.start <= t < n.end for n in notes) for t in steps])
         assert 3 <= sounding[sounding > 0].mean() <= 5  # about four voices, not clusters
-        assert max(chords.values()) <= 6
+        assert max(chords.values()) <= 8  # the chorales' own largest onset (pair_quality's baseline row)

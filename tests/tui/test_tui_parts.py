@@ -181,7 +181,8 @@ def test_the_samples_screen_uses_the_sampling_services_record_and_defaults(tmp_p
     assert samples.Sample is sample_files.Sample
     defaults = {option.name: option.default for option in samples.OPTIONS}
     cli = jobs.SampleOptions()
-    assert defaults == {"n": cli.n, "temperature": cli.temperature, "seed": cli.seed, "max_length": cli.max_length}
+    assert defaults == {"n": cli.n, "temperature": cli.temperature, "seed": cli.seed, "max_length": 0}
+    assert cli.max_length is None and samples.RUNS_OWN_LENGTH == 0  # 0 in the form: the run's own, as in `sample`
     assert {option.name: option.max for option in samples.OPTIONS}["max_length"] == jobs.MAX_LENGTH
     written = Sample(7, length=40, abc="X:7\nT:Jig\nK:G\nGAB|\n", abc_path=tmp_path / "007.abc")
     back = Sample.from_json(written.to_json())
