@@ -144,7 +144,7 @@ def test_training_tunes_with_other_decorations_are_still_read(decorated: str) ->
     assert check_text(tune, sampling=True) is not None
 
 
-BAR_LINES = ["|", "||", "|]", "[|", "|:", ":|", "::", ":||", "|1", "[1"]
+BAR_LINES = ["|", "||", "|]", "[|", "|:", ":|", "::", ":||", "|1"]
 
 
 @pytest.mark.parametrize("line", [*BAR_LINES, ":|2"])
@@ -161,8 +161,13 @@ def test_no_bracket_and_no_bar_line_follow_a_bar_line(constraint: AbcGrammar, li
 
 
 def test_unknown_bar_symbols_are_never_offered(constraint: AbcGrammar) -> None:
-    """`c:d4` (a dotted bar line abcjs doesn't know), `Hx:`, `[|]` (abc2midi: a chord)."""
-    assert "d" not in offered(constraint, after(constraint, HEADER + "GAB c:"))
+    """`c:d4` (a dotted bar line abcjs doesn't know), `Hx:`, `[|]` (abc2midi: a chord), and `[1`, `[2`,
+    which abc2midi reads as no bar line unless one comes right before (sample 020: `cBA [1 GAB`)."""
+    for ending in ("1", "2"):
+        assert ending not in offered(constraint, after(constraint, HEADER + "|:GAB cBA|GAB ["))
+    tune = HEADER + "|:GAB cBA|GAB cBA [1 GAB c3:|[2 GAB c3|]\n"
+    assert check_text(tune) is None and check_text(tune, sampling=True) is not None  # still read in training
+    assert "d" not in offered(constraint, after(constraint, HEADER + "GAB cBA|GAB cBA:"))
     assert "H" not in offered(constraint, after(constraint, HEADER + "GAB "))
     assert "]" not in offered(constraint, after(constraint, HEADER + "GAB cBA[|"))
     for text in ("GAB c:d2 e|]", "GAB cBA Hx||", "GAB cBA[|]", "|:GAB cBA:|[c'eg]6|]"):
@@ -171,18 +176,17 @@ def test_unknown_bar_symbols_are_never_offered(constraint: AbcGrammar) -> None:
 
 def test_a_short_bar_closed_by_a_plain_bar_line_does_not_end_the_tune(constraint: AbcGrammar) -> None:
     """The trap that ended 12.5% of the samples early: after a bar too short for the meter, `|` and a line
-    end let only the end of the tune follow. Now a short bar closes only at a section boundary, and the
-    tune goes on from there."""
-    state = after(constraint, HEADER + "GAB cBA|GAB c2|")
+    end let only the end of the tune follow. Now a short bar closes only at a section boundary (where it
+    completes the pickup), and the tune goes on from there."""
+    state = after(constraint, HEADER + "A|GAB cBA|GAB c2|")
     assert offered(constraint, state) <= set("|]:")  # `||`, `|]`, `|:`: not ` `, a line end or the end
-    assert "c" in offered(constraint, after(constraint, HEADER + "GAB cBA|GAB c2||"))
+    assert "c" in offered(constraint, after(constraint, HEADER + "A|GAB cBA|GAB c2||"))
+    assert "|" not in offered(constraint, after(constraint, HEADER + "GAB cBA|GAB c2"))  # no pickup to complete
     assert check_text(HEADER + "GAB cBA|GAB c2|\n", sampling=True) is not None
     assert check_text(HEADER + "GAB cBA|GAB c2|\n") is None  # a training tune may end so
 
 
-@pytest.mark.parametrize(
-    "opened", ["GAB cBA|1 ", "GAB cBA|1 edc BAG:|2 ", "GAB cBA|1 edc BAG:| [2 ", "GAB cBA|:", "|:GAB cBA|edc BAG|"]
-)
+@pytest.mark.parametrize("opened", ["GAB cBA|1 ", "GAB cBA|1 edc BAG:|2 ", "GAB cBA|:", "|:GAB cBA|edc BAG|"])
 def test_the_end_is_not_offered_in_an_empty_ending_or_an_open_repeat(constraint: AbcGrammar, opened: str) -> None:
     assert grammar.EOS not in offered(constraint, after(constraint, HEADER + opened))
 
@@ -271,21 +275,22 @@ def count_bars(text: str) -> int:
 
 @pytest.mark.slow
 def test_constrained_and_free_sampling_give_the_same_tune_lengths(studio: Any) -> None:
-    """40 tunes from the shipped model with the same seed, with and without the grammar: as many under 8
-    bars (give or take two tunes) and the same median bars (within 2). Before, the masks ended 6 of 40
-    early (median 14.5 bars, against 0 and 20 unconstrained)."""
+    """120 tunes from the shipped model with the same seed, with and without the grammar: the share under 8
+    bars within 2 points (and one tune's rounding) and the same median bars (within 2). Before, the masks
+    ended 6 of 40 early (median 14.5 bars, against 0 and 20 unconstrained). 120, not 40: one tune of 40
+    is 2.5 points, coarser than the 2 the issue allows (seed 0: 3 of 40 against 0, 3 of 120 against 3)."""
     from tui_composer.plugin.contract import SampleRequest
     from tui_composer.services.sampling import load_model
 
     encoder, _, model = load_model(studio, studio.runs.get("oneills-default"))
     assert isinstance(encoder, AbcEncoder)
     symbols = encoder.fitted_vocabulary().symbols
-    lengths = {}
+    n, lengths = 120, {}
     for name, masks in (("constrained", AbcGrammar(symbols).bounded(1000)), ("free", None)):
-        request = SampleRequest(n=40, max_length=1000, temperature=1.0, seed=0, constraint=masks)
+        request = SampleRequest(n=n, max_length=1000, temperature=1.0, seed=0, constraint=masks)
         lengths[name] = [count_bars("".join(symbols[i] for i in ids)) for ids in model.sample(request)]
-    under_8 = {name: sum(bars < 8 for bars in counts) for name, counts in lengths.items()}
-    assert under_8["constrained"] <= under_8["free"] + 2, lengths
+    under_8 = {name: sum(bars < 8 for bars in counts) / n for name, counts in lengths.items()}
+    assert under_8["constrained"] <= under_8["free"] + 0.02 + 1 / n, lengths
     assert abs(statistics.median(lengths["constrained"]) - statistics.median(lengths["free"])) <= 2, lengths
 
 

@@ -19,8 +19,9 @@ forms that music21, `abc2midi` and abcjs (the parser behind web players) read al
   After a bar line comes neither a bracket nor another bar line (`:| [c'eg]`, never `:|[c'eg]`).
 - Every bar lasts exactly what the meter says, except the first (a pickup), the last, and bars that
   begin or end at a section boundary (any bar line but `|`: repeats, endings, double bars) which may be
-  shorter. No bar is ever longer. Durations follow music21's reading: tuplet ratios by meter, broken
-  rhythm only between adjacent notes, grace notes take no time, a chord lasts as its first note.
+  shorter, in a sampler only as abc2midi counts them (below). No bar is ever longer. Durations follow
+  music21's reading: tuplet ratios by meter, broken rhythm only between adjacent notes, grace notes take
+  no time, a chord lasts as its first note.
 - Opened things close: chords, grace groups, chord symbols, tuplets and ties. Slurs are only drawn, and
   music21 ignores a `)` with nothing open and a slur left open at the end: they need not match. One slur
   is open at a time (abc2midi: "Slur within slur"; training tunes may nest three).
@@ -33,9 +34,21 @@ forms that music21, `abc2midi` and abcjs (the parser behind web players) read al
   broken-rhythm mark by its note; no tie or broken rhythm on a staccato or fermata note, no roll on a
   tied note or after grace notes. An `R:` naming a hornpipe goes with `M:2/4`, `4/4` or `C` (either
   order), and in a hornpipe, which abc2midi swings itself, no mark where it swings, no staccato or fermata.
-- The end of the tune is offered wherever it may come, never forced: a short bar closes only at a section
-  boundary (`||`, `|]`, `:|`...), because after `|` it would have to be the last, and a model that wrote
-  one by mistake (12.5% of `oneills-default`'s samples before) had its tune ended there.
+- Bars as abc2midi counts them (`_counted_ok`): it carries a short bar's time across a section boundary
+  (`||`, `|]`, `[|`, `|:`) into the next bar, across a `:|` into the bar it goes back to (the section's
+  first: after the last `|:`, `::`, `:|`, `||` or `|]`, else the tune's first) and the second time into
+  the bar after. So a `|` closes only a full bar (or the tune's first), a `:|` a bar that with the
+  section's first makes one full bar (or a full bar after a full first one), and a short bar closes at
+  a boundary only where it completes the section's pickup the same way; the bar after it is then a
+  pickup again, completing it. (abc2midi would also read `B4 c4|d6||A2|` with no pickup before: offered,
+  the short bar it forces after `||` left a model little but the end, 4 of 40 samples under 8 bars.)
+  A chord's notes are as long as its first, with a length inside the chord or after it, not both
+  (abc2midi reads `[c2e2]2` as 2 units); a tuplet's notes as long as its first ("Different length notes
+  in tuple"), which leaves room in the bar for the others and ends on the shortest note's grid.
+- The end of the tune is offered wherever it may come, never forced: after a full bar, or one that
+  completes the pickup, with or without its bar line; a short bar closes only at such a boundary,
+  because after `|` it would have to be the last, and a model that wrote one by mistake (12.5% of
+  `oneills-default`'s samples before) had its tune ended there.
 
 That is the language the masks offer a sampler. `check_text` reads a training tune with a wider one (the
 READING flag in its states, never set in a sampler's): what music21 reads without failing but a sampler
@@ -266,11 +279,20 @@ BAR_LINES: dict[str, str] = {
 }
 BAR_PREFIXES = frozenset(text[:end] for text in BAR_LINES for end in range(1, len(text) + 1))
 # What a sampler is offered: abcjs doesn't know the dotted bar line `:` (`c:d4`), abc2midi reads `[|]` as
-# a chord; a first ending starts `|1` or `[1`, never `:|1`.
-OFFERED_BAR_LINES = {line: closing for line, closing in BAR_LINES.items() if line not in (":", "[|]", ":|1")}
+# a chord, and `[1`, `[2` as no bar line unless one comes right before (`cBA [1 GAB`: "Bar 1 has 6 time
+# units" in 3/4); a first ending starts `|1`, never `:|1`, a second `:|2`.
+OFFERED_BAR_LINES = {
+    line: closing for line, closing in BAR_LINES.items() if line not in (":", "[|]", ":|1", "[1", "[2")
+}
 OFFERED_BAR_PREFIXES = frozenset(text[:end] for text in OFFERED_BAR_LINES for end in range(1, len(text) + 1))
 FIRST_ENDINGS = frozenset({"|1", ":|1", "[1"})
 SECOND_ENDINGS = frozenset({"|2", ":|2", "[2"})
+REPEAT_CLOSINGS = frozenset({":|", "::", ":||", ":|1", ":|2"})
+# Where a section begins, for a `:|` with no `|:` (as tui_composer.music.export.repeat_starts and the
+# encoder's explicit_repeats read it): after these, or at the start of the tune.
+SECTION_STARTS = frozenset({"||", "|]", "|:", *REPEAT_CLOSINGS})
+# Core.first (sampling): the section's first bar is being written; or no `:|` can come before a `|:`.
+FIRST_OPEN, FIRST_UNUSED = -1, -2
 
 # Tuplets: p -> (q in simple time, q in compound time), music21's table.
 TUPLETS = {2: (3, 3), 3: (2, 2), 4: (3, 3), 5: (2, 3), 6: (2, 2), 7: (2, 3), 8: (3, 3), 9: (2, 3)}
@@ -376,6 +398,9 @@ class Core(NamedTuple):
     broken: int  # index into BROKEN_RIGHT: the factor for the next note
     pitch: str = ""  # sampling: the written pitch of the note being read or just ended (`^f'`)
     tied: str = ""  # sampling: the written pitch a tie waits for (abc2midi ties only a note to itself)
+    carried: int = 0  # sampling: ticks of `bar` that a short bar before a section boundary left to this one
+    first: int = FIRST_OPEN  # sampling: ticks of the section's own first bar, where a `:|` goes back to
+    tuplet_note: int = 0  # sampling: the written ticks of the open tuplet's first note, which the others match
 
 
 START = Core(H_LINE, None, "", 0, 0, False, 0, PICKUP, 0, 1, 1, 0, 0, 0)
@@ -668,11 +693,37 @@ def _length_char_ok(core: Core, prefix: str, *more: tuple[int, int]) -> bool:
     if core.tuplet_left:
         broken = BROKEN_RIGHT[core.broken]
         return any(
-            _fits(core, _note_ticks(core, length, *more)) and _plain(scaled(core.unit, length, *more, broken))
+            _fits(core, _note_ticks(core, length, *more))
+            and _plain(scaled(core.unit, length, *more, broken))
+            and _tuplet_note_ok(core, length, *more)
             for length in lengths.completions.get(prefix, ())
         )
     shortest = lengths.prefix_min.get(prefix)
     return shortest is not None and _fits(core, _note_ticks(core, shortest, *more))
+
+
+def _tuplet_note_ok(core: Core, length: tuple[int, int], *more: tuple[int, int]) -> bool:
+    """A sampler's tuplet notes are all as long as the first (abc2midi: "Different length notes in
+    tuple"), and the first leaves room in the bar for the others, ending on the shortest note's grid, so
+    the bar can still be filled exactly."""
+    if core.flags & READING:
+        return True
+    written = scaled(core.unit, length, *more)
+    if written is None:
+        return False
+    if core.tuplet_note:
+        return written == core.tuplet_note
+    ticks = _note_ticks(core, length, *more)
+    rest = scaled(core.unit, length, *more, (core.tuplet_q, core.tuplet_p))
+    if ticks is None or rest is None:
+        return False
+    end = core.bar + ticks + rest * (core.tuplet_left - 1)
+    return end <= core.bar_len and end % _grid(core) == 0
+
+
+def _grid(core: Core) -> int:
+    """Ticks of the shortest note: every bar a sampler fills ends on a multiple of them."""
+    return core.unit * MIN_LENGTH[0] // MIN_LENGTH[1]
 
 
 def _lengths(core: Core) -> Lengths:
@@ -703,7 +754,13 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
         pitch = core.pitch + marks * core.aux[1]
     if core.tuplet_left and not ghost and not _plain(scaled(core.unit, length, *more, BROKEN_RIGHT[core.broken])):
         return None
+    if core.tuplet_left and not ghost and not _tuplet_note_ok(core, length, *more):
+        return None
     assert ticks is not None
+    if sampling and core.tuplet_left <= 1 and (core.bar + ticks) % _grid(core):
+        # a tuplet that ends off the shortest note's grid (`(3A2Bc`) leaves a rest of the bar no note can
+        # fill, and a bar abc2midi counts must end exactly full
+        return None
     if core.flags & STACCATO:
         pitch = ""  # abc2midi ties no staccato note, nor gives it a broken rhythm (see _start_element)
     flags = core.flags & ~(SYMBOL_WAITING | GHOST | ENDING_EMPTY | SECOND_DUE | STACCATO)
@@ -713,6 +770,7 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
         flags &= ~TIE  # music21 ties whatever token comes next
     tuplet_left = max(core.tuplet_left - 1, 0)
     ratio = (core.tuplet_q, core.tuplet_p) if tuplet_left else (1, 1)  # forget a finished tuplet: fewer states
+    tuplet_note = (core.tuplet_note or scaled(core.unit, length, *more) or 0) if tuplet_left and sampling else 0
     # a note after a broken-rhythm mark can't start another (music21 would keep only the second mark),
     # nor, in the masks, can a note in a tuplet (its dotted length might not be a single note value)
     in_tuplet = core.tuplet_left and not core.flags & READING
@@ -725,6 +783,7 @@ def _end_note(core: Core, kind: str, length: tuple[int, int], *more: tuple[int, 
         tuplet_left=tuplet_left,
         tuplet_q=ratio[0],
         tuplet_p=ratio[1],
+        tuplet_note=tuplet_note,
         last=last,
         broken=0,
         pitch=pitch,
@@ -858,7 +917,9 @@ def _idle(core: Core, char: str) -> Core | None:
 def _starts_field(core: Core, char: str) -> bool:
     """Whether `char` starts an `M:`, `L:` or `K:` line here: at a line start between bars."""
     at_line_start = core.mode == B_IDLE and core.aux == "n" and char in BODY_FIELDS
-    return at_line_start and not (core.bar or core.tuplet_left or core.flags & TIE)
+    if char == "M" and core.carried:
+        return False  # abc2midi would measure the carried time in the new meter
+    return at_line_start and not (core.bar - core.carried or core.tuplet_left or core.flags & TIE)
 
 
 def _finish(core: Core) -> Core | None:
@@ -867,6 +928,9 @@ def _finish(core: Core) -> Core | None:
     unfinished = TIE | REPEAT_OPEN | ENDING_EMPTY | IN_FIRST
     if core.tuplet_left or core.flags & unfinished or core.broken or not core.flags & HAS_NOTE:
         return None
+    sampling = not core.flags & (READING | UNMETERED)
+    if sampling and core.bar != core.carried and not _counted_ok(core, "|]"):
+        return None  # a sampler's last bar, with no bar line after it, as `|]` would close it
     return core._replace(mode=DONE, aux=None)
 
 
@@ -1026,6 +1090,8 @@ def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
     sampling = not core.flags & READING
     if sampling and not _structure_ok(core.flags, line):
         return False
+    if sampling and not core.flags & UNMETERED:
+        return _counted_ok(core, line)
     if core.bar == 0 or core.bar == core.bar_len or core.flags & UNMETERED:
         return True
     if core.flags & (PICKUP | AFTER_BOUNDARY) or BAR_LINES[line] != "|":
@@ -1034,6 +1100,44 @@ def _bar_close_ok(core: Core, line: str, next_char: str | None) -> bool:
     # past bars without notes, which music21 skips). A sampler is never offered one: a model that wrote
     # it by mistake would be made to end its tune there (its short last bar ends `|]`, `||` or `:|`).
     return not sampling
+
+
+def _counted_ok(core: Core, line: str) -> bool:
+    """abc2midi's bar check, for a sampler: it counts time across a section boundary (`||`, `|]`, `[|`,
+    `|:`) until a bar is full, and across a repeat (`:|`...) into the bar it goes back to, then into the
+    bar after. So a short bar before a boundary may close (its time is `carried` into the next bar, which
+    completes it), a `|` closes only a full bar (or the tune's first), and a `:|` closes a bar that with
+    the section's first bar makes one full bar, or a full bar when that one is full (issue 14)."""
+    full, total = core.bar_len, core.bar
+    if line in REPEAT_CLOSINGS:
+        if core.first == FIRST_OPEN:
+            return total == full and not core.carried  # a section of one bar: it must be full both times
+        return core.first == FIRST_UNUSED or total + core.first in (full, 2 * full)
+    if BAR_LINES[line] == "|" or line in FIRST_ENDINGS:
+        # (abc2midi checks the bar before `[1` too, and the second time round goes from it to `[2`)
+        return total in (0, full) or bool(core.flags & PICKUP and not core.carried)
+    if total in (0, full) or (core.flags & PICKUP and not core.carried):
+        return True
+    # A short bar before `||`, `|]`, `[|` or `|:` only where it completes the section's pickup: abc2midi
+    # counts its time on into the next bar, and a short bar anywhere else would force a short one there,
+    # which left a model little but the end of the tune (4 of 40 samples under 8 bars against 0).
+    return core.first == FIRST_UNUSED or (core.first >= 0 and total + core.first == full)
+
+
+def _carry(core: Core, line: str, flags: int) -> tuple[int, int]:
+    """(carried, first) for the bar after `line`, by abc2midi's count (see _counted_ok); `flags` are the
+    flags after the line."""
+    total = core.bar
+    first = total - core.carried if core.first == FIRST_OPEN else core.first
+    if total in (0, core.bar_len) or core.flags & (PICKUP | UNMETERED):
+        carried = 0  # (abc2midi checks the tune's first bar at any bar line, short or not)
+    elif line in REPEAT_CLOSINGS and core.flags & IN_FIRST:
+        carried = 0  # the second time, the full bar before the first ending leads into the second
+    else:
+        carried = total
+    if line in SECTION_STARTS:
+        first = FIRST_UNUSED if flags & ENDED and not flags & REPEAT_OPEN else FIRST_OPEN
+    return carried, first
 
 
 def _structure_ok(flags: int, line: str) -> bool:
@@ -1068,7 +1172,7 @@ def _close_bar(core: Core, line: str) -> Core:
     flags = core.flags
     short = core.bar and core.bar != core.bar_len and not flags & (PICKUP | AFTER_BOUNDARY | UNMETERED)
     short_last = short and closing == "|"
-    if core.bar:
+    if core.bar - core.carried:
         flags &= ~(PICKUP | AFTER_BOUNDARY)
     if line not in ("|", ":"):
         flags |= AFTER_BOUNDARY
@@ -1089,6 +1193,8 @@ def _close_bar(core: Core, line: str) -> Core:
             flags |= ENDING_EMPTY | ENDED
         if line not in ("|", ":"):
             flags |= SECTIONED
+        carried, first = _carry(core, line, flags)
+        return core._replace(mode=B_IDLE, aux="b", bar=carried, flags=flags, last=0, carried=carried, first=first)
     return core._replace(mode=B_IDLE, aux="b", bar=0, flags=flags, last=0)
 
 
@@ -1357,8 +1463,12 @@ def _chord(core: Core, char: str) -> Core | None:
             return None  # in a tuplet the chord's length is written outside: [CE]2
         if count == 1 and lexed[2] != note[2] and not _length_char_ok(core, lexed[2], MIN_LENGTH):
             return None
+        if first is not None and not core.flags & READING and first not in lengths.completions.get(lexed[2], ()):
+            return None  # abc2midi: "unequal notes in chord" (a sampler's notes are as long as the first)
         return core._replace(aux=(count, first, lexed))
     if note[2] not in lengths.values:
+        return None
+    if first is not None and not core.flags & READING and lengths.values[note[2]] != first:
         return None
     if first is None:
         first = lengths.values[note[2]]
@@ -1370,6 +1480,8 @@ def _chord(core: Core, char: str) -> Core | None:
 def _chord_length(core: Core, char: str) -> Core | None:
     first, length = core.aux
     lengths = _lengths(core)
+    if (char.isdigit() or char == "/") and first != (1, 1) and not core.flags & READING:
+        return None  # abc2midi would take `[c2e2]2` for 2 units, music21 for 4: lengths inside or out, not both
     if (char.isdigit() or char == "/") and length + char in lengths.prefix_min:
         if not _length_char_ok(core, length + char, first):
             return None
