@@ -70,6 +70,11 @@ def test_a_gap_rings_on_where_the_split_hardly_rests_and_stays_a_rest_where_it_d
     resting = fitted(rests)
     assert resting.silence > 0.02
     assert resting.frames_notes(sampled) == [GridNote(0, 3, 60), GridNote(5, 7, 62)]
+    # A sample that begins silent starts at its first note where the split hardly rests (3% of rbm x
+    # piano-roll's samples on oneills were such leading rests), and keeps the rest where it does.
+    late = frames_of([GridNote(3, 6, 60), GridNote(6, 8, 62)])
+    assert legato.frames_notes(late) == [GridNote(0, 3, 60), GridNote(3, 5, 62)]
+    assert resting.frames_notes(late) == [GridNote(3, 6, 60), GridNote(6, 8, 62)]
 
 
 def test_runs_fitted_before_the_texture_decode_their_samples_as_before() -> None:
