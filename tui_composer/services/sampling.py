@@ -173,8 +173,11 @@ def check_options(options: SampleOptions) -> None:
             f"-n {options.n} is above the cap of {samples:,} samples per command; ask for fewer, or raise the cap "
             f"with {CAP_VARIABLES['samples']}={options.n}"
         )
-    if options.max_length is not None:  # else checked once the run's own is known (with_length)
+    if options.max_length is not None:
         check_length(options, options.max_length)
+    else:  # checked once the run's own length is known (with_length); a bad cap variable is refused now
+        for which, default in (("length", MAX_LENGTH), ("steps", MAX_STEPS)):
+            sampling_cap(which, default)
     if options.out is not None:
         check_output_folder(Path(options.out).expanduser())
 
