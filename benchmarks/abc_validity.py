@@ -103,7 +103,7 @@ def with_form(row: Row, texts: list[str]) -> Row:
 def sample_and_check(model, encoder, index, options: SampleOptions, name: str) -> Row:
     request = SampleRequest(
         n=options.n,
-        max_length=options.max_length,
+        max_length=options.length,
         temperature=options.temperature,
         seed=options.seed,
         constraint=sampling_constraint(encoder, options),

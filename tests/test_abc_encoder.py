@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tui_composer_plugins.abc.encoder import AbcEncoder, abc_score, normalise, playable
 
+from tui_composer.music.checking import check_tune
 from tui_composer.plugin.contract import EncodeError
 
 ABC_LINES = st.one_of(
@@ -133,7 +134,10 @@ def test_an_implied_repeat_start_is_written_so_every_parser_plays_aabb(tmp_path:
     from tui_composer.api import score_to_midi
 
     text = playable(AABB)
-    assert text.endswith("abcd|abcd::\nefga|efga:|\n")
+    # (a `::` ending its line, music21 reads the bars on either side as one: the `|:` starts the next)
+    assert text.endswith("abcd|abcd:|\n|:efga|efga:|\n")
+    assert check_tune(text, 1, None).bad_bars == []
+    assert playable("X:1\nM:2/4\nL:1/8\nK:C\nabcd|abcd:|efga|efga:|\n").endswith("abcd|abcd::efga|efga:|\n")
     kept_as_written = ("abcd|abcd:|\n|:efga|efga:|", "abcd|abcd||efga|efga|]", "|:ab|1cd:|2ef|]", "ab|cd:|")
     for kept in (*kept_as_written, "|:abcd||efga:|"):  # (last: the `:|` closes the `|:`, as abc2midi reads it)
         assert playable(f"X:1\nM:2/4\nL:1/8\nK:C\n{kept}\n").endswith(kept + "\n")

@@ -68,8 +68,11 @@ def explicit_repeats(lines: list[str]) -> list[str]:
     has no `|:` from the previous `||`, `|]` or `:|`; abc2midi repeats it from the start instead, or warns
     "Assuming repeat" after an earlier `:|`. Where a section ends in `:|` and began at such a bar line, that
     bar line is written as the repeat start it means: `:|` as `::`, `||`, `|]` and `[|` as `|:`. Then every
-    parser plays the tune alike (`A:|B:|` is AABB). A voice (`V:`) keeps its own sections."""
+    parser plays the tune alike (`A:|B:|` is AABB). A `:|` that ends its line stays, and the next music line
+    starts with `|:` instead: music21 merges the bars on either side of a `::` at a line's end (4 of 200
+    samples "off the meter"). A voice (`V:`) keeps its own sections."""
     fixed = list(lines)
+    shifts: dict[int, int] = {}  # characters put before a line's start, which its later columns move by
     begun: tuple[int, int, str] | None = None  # (line, column, bar) where the current section began, if implied
     opened = False  # a written `|:` not yet closed: its `:|` repeats from there, whatever bar lines come between
     for number, line in enumerate(lines):
@@ -81,8 +84,14 @@ def explicit_repeats(lines: list[str]) -> list[str]:
             bar, after = token.group(), masked[token.end() : token.end() + 1]
             if bar.startswith(":") and begun is not None and not opened:
                 row, column, written = begun
-                explicit = "::" if written == ":|" else "|:"
-                fixed[row] = fixed[row][:column] + explicit + fixed[row][column + 2 :]
+                column += shifts.get(row, 0)
+                if written == ":|" and not fixed[row][column + 2 :].strip():
+                    below = next(i for i in range(row + 1, number + 1) if not _FIELD.match(lines[i]))
+                    fixed[below] = "|:" + fixed[below]
+                    shifts[below] = shifts.get(below, 0) + 2
+                else:
+                    explicit = "::" if written == ":|" else "|:"
+                    fixed[row] = fixed[row][:column] + explicit + fixed[row][column + 2 :]
             if bar.endswith(":"):
                 begun, opened = None, True  # a written repeat start (`|:`, `::`)
             elif opened and not bar.startswith(":"):
