@@ -137,6 +137,7 @@ def test_an_implied_repeat_start_is_written_so_every_parser_plays_aabb(tmp_path:
     # (a `::` ending its line, music21 reads the bars on either side as one: the `|:` starts the next)
     assert text.endswith("abcd|abcd:|\n|:efga|efga:|\n")
     assert check_tune(text, 1, None).bad_bars == []
+    assert playable(AABB.replace(":|\nefga", ":|\n|efga")) == text  # the next line's own `|` becomes the `|:`
     assert playable("X:1\nM:2/4\nL:1/8\nK:C\nabcd|abcd:|efga|efga:|\n").endswith("abcd|abcd::efga|efga:|\n")
     kept_as_written = ("abcd|abcd:|\n|:efga|efga:|", "abcd|abcd||efga|efga|]", "|:ab|1cd:|2ef|]", "ab|cd:|")
     for kept in (*kept_as_written, "|:abcd||efga:|"):  # (last: the `:|` closes the `|:`, as abc2midi reads it)

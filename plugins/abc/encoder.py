@@ -87,8 +87,9 @@ def explicit_repeats(lines: list[str]) -> list[str]:
                 column += shifts.get(row, 0)
                 if written == ":|" and not fixed[row][column + 2 :].strip():
                     below = next(i for i in range(row + 1, number + 1) if not _FIELD.match(lines[i]))
-                    fixed[below] = "|:" + fixed[below]
-                    shifts[below] = shifts.get(below, 0) + 2
+                    plain = fixed[below].startswith("|") and fixed[below][1:2] not in ("|", "]", ":", "1", "2")
+                    fixed[below] = "|:" + fixed[below][1:] if plain else "|:" + fixed[below]  # `|:`, not `|:|`
+                    shifts[below] = shifts.get(below, 0) + (1 if plain else 2)
                 else:
                     explicit = "::" if written == ":|" else "|:"
                     fixed[row] = fixed[row][:column] + explicit + fixed[row][column + 2 :]
