@@ -45,6 +45,15 @@ class Worker:
                 return [r for r in self.replies if r["id"] == job]
         raise AssertionError(f"job {job} did not end within {seconds} s: {self.replies[-3:]}")
 
+    def started(self, job: int, seconds: float = 90) -> None:
+        """Replies until `job` has said anything: the worker is running it, no longer holding it in the queue."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + seconds
+        while not any(r["id"] == job for r in self.replies):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job} did not start within {seconds} s: {self.replies[-3:]}")
+            self.replies.append(json.loads(self.process.stdout.readline()))
+
     def close(self) -> None:
         self.send(kind="quit")
         self.process.wait(timeout=20)
@@ -101,6 +110,8 @@ def test_a_cancelled_job_still_waiting_is_answered_at_once(tui_studio: Studio) -
         second = worker.until(2)
         assert second == [{"id": 2, "kind": "done", "cancelled": True, "seconds": 0.0, "unchecked": []}]
         assert not any(r["id"] == 1 and r["kind"] == "done" for r in worker.replies)  # before the first ended
+        # (Under load the worker may not have taken job 1 from its queue yet: a cancel then answers it unrun.)
+        worker.started(1)
         worker.send(kind="cancel", target=1)  # the running one stops at its next sample
         first = worker.until(1)
         # (Under load the pool may have taken every file before the cancel came; then none is left unchecked.)
